@@ -1,5 +1,10 @@
-"""Rust drop-in replacements for LlamaIndex's in-memory stores."""
+"""Rust drop-in replacements for LlamaIndex's in-memory stores.
 
-from llama_index_rs._native import __version__
+    from llama_index_rs import RustVectorStore
+    storage_context = StorageContext.from_defaults(vector_store=RustVectorStore())
+"""
 
-__all__ = ["__version__"]
+from llama_index_rs._native import __version__, simd_backend
+from llama_index_rs.vector_store import RustVectorStore
+
+__all__ = ["RustVectorStore", "__version__", "simd_backend"]

@@ -1,0 +1,421 @@
+"""RustVectorStore: a drop-in SimpleVectorStore whose data lives in Rust."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+from typing import Any, Dict, List, Optional, Sequence
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+from llama_index.core.bridge.pydantic import PrivateAttr
+from llama_index.core.indices.query.embedding_utils import get_top_k_embeddings_learner
+from llama_index.core.schema import BaseNode
+from llama_index.core.vector_stores.simple import (
+    DEFAULT_VECTOR_STORE,
+    LEARNER_MODES,
+    MMR_MODE,
+    SimpleVectorStore,
+    SimpleVectorStoreData,
+)
+from llama_index.core.vector_stores.types import (
+    DEFAULT_PERSIST_DIR,
+    DEFAULT_PERSIST_FNAME,
+    BasePydanticVectorStore,
+    MetadataFilters,
+    VectorStoreQuery,
+    VectorStoreQueryMode,
+    VectorStoreQueryResult,
+)
+from llama_index.core.vector_stores.utils import node_to_metadata_dict
+
+from llama_index_rs import _native
+from llama_index_rs._live import LiveMapping
+
+# SimpleVectorStore names its module in this message; "same exceptions" includes the text.
+_SIMPLE_MODULE = "llama_index.core.vector_stores.simple"
+
+
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return isinstance(fs, LocalFileSystem)
+
+
+class _LiveData(SimpleVectorStoreData):
+    """`RustVectorStore.data`: a SimpleVectorStoreData whose three dicts are live views of the Rust
+    store. Reading, setting and deleting items, and assigning whole dicts, act on the store."""
+
+    def __init__(self, store: "RustVectorStore") -> None:  # no dataclass fields of its own
+        object.__setattr__(self, "_store", store)
+
+    def _native(self) -> Any:
+        return self._store._native
+
+    @property  # type: ignore[override]
+    def embedding_dict(self) -> LiveMapping:
+        n = self._native
+        return LiveMapping(
+            keys=lambda: n().embedding_ids(),
+            get=lambda k: n().get(k),
+            set=lambda k, v: n().set_embedding(k, v),
+            delete=lambda k: n().remove_embedding(k),
+            length=lambda: len(n()),
+        )
+
+    @embedding_dict.setter
+    def embedding_dict(self, value: Dict[str, List[float]]) -> None:
+        self._store._replace(embedding_dict=dict(value))
+
+    @property  # type: ignore[override]
+    def text_id_to_ref_doc_id(self) -> LiveMapping:
+        n = self._native
+
+        def get(k: str) -> str:
+            v = n().get_ref_doc_id(k)
+            if v is None:
+                raise KeyError(k)
+            return v
+
+        def delete(k: str) -> None:
+            get(k)
+            n().set_ref_doc_id(k, None)
+
+        return LiveMapping(
+            keys=lambda: [k for k, _ in n().ref_doc_items()],
+            get=get,
+            set=lambda k, v: n().set_ref_doc_id(k, v),
+            delete=delete,
+            length=lambda: n().ref_doc_len(),
+        )
+
+    @text_id_to_ref_doc_id.setter
+    def text_id_to_ref_doc_id(self, value: Dict[str, str]) -> None:
+        self._store._replace(text_id_to_ref_doc_id=dict(value))
+
+    @property  # type: ignore[override]
+    def metadata_dict(self) -> LiveMapping:
+        n = self._native
+
+        def get(k: str) -> Any:
+            v = n().get_metadata(k)
+            if v is None and k not in n().metadata_ids():
+                raise KeyError(k)
+            return v
+
+        def delete(k: str) -> None:
+            get(k)
+            n().set_metadata(k, None)
+
+        return LiveMapping(
+            keys=lambda: n().metadata_ids(),
+            get=get,
+            set=lambda k, v: n().set_metadata(k, v),
+            delete=delete,
+            length=lambda: n().metadata_len(),
+        )
+
+    @metadata_dict.setter
+    def metadata_dict(self, value: Dict[str, Any]) -> None:
+        self._store._replace(metadata_dict=dict(value))
+
+    def to_dict(self, encode_json: bool = False) -> Dict[str, Any]:
+        return self._native().to_dict()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SimpleVectorStoreData):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"SimpleVectorStoreData(<live view of {len(self._native())} rows in Rust>)"
+
+    def __deepcopy__(self, memo: dict) -> SimpleVectorStoreData:
+        return SimpleVectorStoreData.from_dict(self.to_dict())
+
+    def __reduce__(self) -> tuple:
+        return (SimpleVectorStoreData.from_dict, (self.to_dict(),))
+
+
+class RustVectorStore(SimpleVectorStore):
+    """Drop-in replacement for LlamaIndex's `SimpleVectorStore`, with the data held in Rust.
+
+    Same API, same persisted JSON (both directions), same query results; queries run on all cores
+    with the GIL released, and the store is safe to use from several threads.
+
+    Extensions: `query_batch` (many queries at once from a numpy array), `add_embeddings` (bulk
+    loading from numpy without node objects), nested `MetadataFilters`.
+    """
+
+    stores_text: bool = False
+    _native: Any = PrivateAttr(default=None)
+
+    def __init__(
+        self,
+        data: Optional[SimpleVectorStoreData] = None,
+        fs: Optional[fsspec.AbstractFileSystem] = None,
+        **kwargs: Any,
+    ) -> None:
+        native = _native_from_data(data)
+        BasePydanticVectorStore.__init__(self, data=SimpleVectorStoreData())
+        self._fs = fs or fsspec.filesystem("file")
+        self._attach(native)
+
+    # ---- plumbing ----
+
+    def _attach(self, native: Any) -> None:
+        self._native = native
+        object.__setattr__(self, "data", _LiveData(self))
+        self.__pydantic_fields_set__.add("data")
+
+    def _replace(self, **dicts: Dict[str, Any]) -> None:
+        current = self._native.to_dict()
+        current.update(dicts)
+        self._native = _native.VectorStore.from_dicts(
+            current["embedding_dict"], current["text_id_to_ref_doc_id"], current["metadata_dict"]
+        )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "data":
+            self._attach(_native_from_data(value))
+            return
+        super().__setattr__(name, value)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = super().__getstate__()
+        fields = dict(state["__dict__"])
+        fields.pop("data", None)
+        private = dict(state.get("__pydantic_private__") or {})
+        private["_native"] = self._native.to_json()
+        return {**state, "__dict__": fields, "__pydantic_private__": private}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        private = dict(state["__pydantic_private__"])
+        payload = private.pop("_native")
+        super().__setstate__({**state, "__pydantic_private__": private})
+        self._attach(_native.VectorStore.from_json(payload, "<pickled RustVectorStore>"))
+
+    def __deepcopy__(self, memo: Optional[Dict[int, Any]] = None) -> "RustVectorStore":
+        state = super().__getstate__()
+        fields = {k: v for k, v in state["__dict__"].items() if k != "data"}
+        private = {k: v for k, v in (state.get("__pydantic_private__") or {}).items() if k != "_native"}
+        new = type(self).__new__(type(self))
+        object.__setattr__(new, "__dict__", copy.deepcopy(fields, memo))
+        object.__setattr__(new, "__pydantic_extra__", copy.deepcopy(state["__pydantic_extra__"], memo))
+        object.__setattr__(new, "__pydantic_fields_set__", set(state["__pydantic_fields_set__"]))
+        object.__setattr__(new, "__pydantic_private__", copy.deepcopy(private, memo))
+        new._attach(self._native.copy())
+        return new
+
+    # ---- LlamaIndex API ----
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "RustVectorStore"
+
+    @property
+    def client(self) -> None:
+        return None
+
+    @property
+    def _data(self) -> SimpleVectorStoreData:
+        return self.data
+
+    def get(self, text_id: str) -> List[float]:
+        return self._native.get(text_id)
+
+    def get_nodes(
+        self,
+        node_ids: Optional[List[str]] = None,
+        filters: Optional[MetadataFilters] = None,
+    ) -> List[BaseNode]:
+        raise NotImplementedError("SimpleVectorStore does not store nodes directly.")
+
+    def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> List[str]:
+        ids: List[str] = []
+        embeddings: List[List[float]] = []
+        ref_doc_ids: List[str] = []
+        metadata: List[Dict[str, Any]] = []
+        node_types: List[Optional[str]] = []
+        is_plain = _native.is_plain_json
+        for node in nodes:
+            ids.append(node.node_id)
+            embeddings.append(node.get_embedding())
+            ref_doc_ids.append(node.ref_doc_id or "None")
+            if is_plain(node.metadata):
+                metadata.append(node.metadata)
+                node_types.append(node.class_name())
+            else:  # exotic values: let LlamaIndex's own serialization decide what is stored
+                record = node_to_metadata_dict(node, remove_text=True, flat_metadata=False)
+                record.pop("_node_content", None)
+                metadata.append(record)
+                node_types.append(None)
+        self._native.add(ids, embeddings, ref_doc_ids, metadata, node_types)
+        return ids
+
+    def add_embeddings(
+        self,
+        ids: Sequence[str],
+        embeddings: Any,
+        ref_doc_ids: Optional[Sequence[str]] = None,
+        metadata: Optional[Sequence[Optional[Dict[str, Any]]]] = None,
+    ) -> List[str]:
+        """Bulk-add rows from a 2-D numpy array (or nested sequences) without node objects.
+
+        `ref_doc_ids` default to "None" (LlamaIndex's value for parentless nodes); each `metadata`
+        entry is stored as given (default `{}`), so filters see exactly these dicts.
+        """
+        ids = list(ids)
+        refs = list(ref_doc_ids) if ref_doc_ids is not None else ["None"] * len(ids)
+        mds = list(metadata) if metadata is not None else [{}] * len(ids)
+        if len(refs) != len(ids) or len(mds) != len(ids):
+            raise ValueError("ids, ref_doc_ids and metadata must have the same length")
+        self._native.add(ids, embeddings, refs, [{} if m is None else m for m in mds], [None] * len(ids))
+        return ids
+
+    def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        self._native.delete_ref_doc(ref_doc_id)
+
+    def delete_nodes(
+        self,
+        node_ids: Optional[List[str]] = None,
+        filters: Optional[MetadataFilters] = None,
+        **delete_kwargs: Any,
+    ) -> None:
+        self._native.delete_nodes(None if node_ids is None else list(node_ids), filters)
+
+    def clear(self) -> None:
+        self._native.clear()
+
+    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        node_ids = None if query.node_ids is None else list(query.node_ids)
+        mode = query.mode
+        if mode in LEARNER_MODES:
+            ids, matrix = self._native.candidate_matrix(node_ids, query.filters)
+            # SimpleVectorStore does not pass the mode on: every learner mode fits an SVM.
+            sims, top_ids = get_top_k_embeddings_learner(
+                query.query_embedding,
+                matrix.astype("float64"),
+                similarity_top_k=query.similarity_top_k,
+                embedding_ids=ids,
+            )
+            return VectorStoreQueryResult(similarities=sims, ids=top_ids)
+        if mode not in (MMR_MODE, VectorStoreQueryMode.DEFAULT):
+            self._native.candidate_matrix(node_ids, query.filters)  # same errors first
+            raise ValueError(f"Invalid query mode: {query.mode}")
+        if query.query_embedding is None:
+            ids, _ = self._native.candidate_matrix(node_ids, query.filters)
+            if ids:
+                raise TypeError("query_embedding is None: cannot compute similarities")
+            return VectorStoreQueryResult(similarities=[], ids=[])
+        ids, sims = self._native.query(
+            query.query_embedding,
+            query.similarity_top_k,
+            node_ids,
+            query.filters,
+            "mmr" if mode == MMR_MODE else "default",
+            kwargs.get("mmr_threshold"),  # SimpleVectorStore reads it from kwargs, not the query
+        )
+        return VectorStoreQueryResult(similarities=sims, ids=ids)
+
+    def query_batch(
+        self,
+        embeddings: Any,
+        similarity_top_k: Optional[int] = 10,
+        filters: Optional[MetadataFilters] = None,
+    ) -> List[VectorStoreQueryResult]:
+        """Run many DEFAULT-mode queries at once (rows of a 2-D array); same results as `query`."""
+        results = self._native.query_batch(embeddings, similarity_top_k, filters)
+        return [VectorStoreQueryResult(similarities=s, ids=i) for i, s in results]
+
+    # async variants: through the public sync methods (so overrides are honoured), off the event loop
+
+    async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> List[str]:
+        return await asyncio.to_thread(self.add, nodes, **kwargs)
+
+    async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        await asyncio.to_thread(self.delete, ref_doc_id, **delete_kwargs)
+
+    async def adelete_nodes(
+        self,
+        node_ids: Optional[List[str]] = None,
+        filters: Optional[MetadataFilters] = None,
+        **delete_kwargs: Any,
+    ) -> None:
+        await asyncio.to_thread(self.delete_nodes, node_ids, filters, **delete_kwargs)
+
+    async def aclear(self) -> None:
+        self.clear()
+
+    async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        return await asyncio.to_thread(self.query, query, **kwargs)
+
+    # ---- persistence ----
+
+    def persist(
+        self,
+        persist_path: str = os.path.join(DEFAULT_PERSIST_DIR, DEFAULT_PERSIST_FNAME),
+        fs: Optional[fsspec.AbstractFileSystem] = None,
+    ) -> None:
+        fs = fs or self._fs
+        dirpath = os.path.dirname(persist_path)
+        if not fs.exists(dirpath):
+            fs.makedirs(dirpath)
+        if _is_local(fs):
+            self._native.persist_json(persist_path)
+        else:  # no atomic rename on remote filesystems: one whole-object write
+            with fs.open(persist_path, "wb") as f:
+                f.write(self._native.to_json())
+
+    @classmethod
+    def from_persist_path(
+        cls, persist_path: str, fs: Optional[fsspec.AbstractFileSystem] = None
+    ) -> "RustVectorStore":
+        fs = fs or fsspec.filesystem("file")
+        if not fs.exists(persist_path):
+            raise ValueError(
+                f"No existing {_SIMPLE_MODULE} found at {persist_path}, skipping load."
+            )
+        if _is_local(fs):
+            native = _native.VectorStore.load_json(persist_path)
+        else:
+            with fs.open(persist_path, "rb") as f:
+                native = _native.VectorStore.from_json(f.read(), str(persist_path))
+        store = cls()
+        store._attach(native)
+        return store
+
+    @classmethod
+    def from_persist_dir(
+        cls,
+        persist_dir: str = DEFAULT_PERSIST_DIR,
+        namespace: str = DEFAULT_VECTOR_STORE,
+        fs: Optional[fsspec.AbstractFileSystem] = None,
+    ) -> "RustVectorStore":
+        return super().from_persist_dir(persist_dir=persist_dir, namespace=namespace, fs=fs)
+
+    @classmethod
+    def from_namespaced_persist_dir(
+        cls,
+        persist_dir: str = DEFAULT_PERSIST_DIR,
+        fs: Optional[fsspec.AbstractFileSystem] = None,
+    ) -> Dict[str, BasePydanticVectorStore]:
+        return super().from_namespaced_persist_dir(persist_dir=persist_dir, fs=fs)
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any], **kwargs: Any) -> "RustVectorStore":
+        store = cls()
+        store._attach(_native_from_data(SimpleVectorStoreData.from_dict(data)))
+        return store
+
+    def to_dict(self, **kwargs: Any) -> Dict[str, Any]:
+        return self._native.to_dict()
+
+
+def _native_from_data(data: Optional[SimpleVectorStoreData]) -> Any:
+    if data is None:
+        return _native.VectorStore()
+    if isinstance(data, _LiveData):
+        return data._native().copy()
+    return _native.VectorStore.from_dicts(
+        data.embedding_dict, data.text_id_to_ref_doc_id, data.metadata_dict
+    )
