@@ -615,10 +615,10 @@ impl<'a> Cursor<'a> {
             b'r' => 0x0D,
             b't' => 0x09,
             b'u' => {
-                let invalid = || self.error(at, "Invalid \\uXXXX escape");
+                let invalid = || self.error(at + 1, "Invalid \\uXXXX escape");
                 let unit = hex4(bytes, at + 2).ok_or_else(invalid)?;
                 if (0xD800..=0xDBFF).contains(&unit) && bytes.get(at + 6..at + 8) == Some(b"\\u") {
-                    let low = hex4(bytes, at + 8).ok_or_else(|| self.error(at + 6, "Invalid \\uXXXX escape"))?;
+                    let low = hex4(bytes, at + 8).ok_or_else(|| self.error(at + 7, "Invalid \\uXXXX escape"))?;
                     if (0xDC00..=0xDFFF).contains(&low) {
                         return Ok((0x1_0000 + ((unit - 0xD800) << 10) + (low - 0xDC00), 12));
                     }
@@ -678,4 +678,280 @@ fn scan_number(b: &[u8], start: usize) -> Option<(usize, bool)> {
         }
     }
     Some((i, is_float))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::write::to_vec;
+
+    fn p(s: &[u8]) -> Value {
+        parse(s, "t").unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(s)))
+    }
+
+    fn err(s: &[u8]) -> (u64, String) {
+        match parse(s, "t") {
+            Err(StoreError::Json { offset, message, .. }) => (offset, message),
+            other => panic!("{:?}: expected an error, got {other:?}", String::from_utf8_lossy(s)),
+        }
+    }
+
+    fn roundtrip(s: &str) -> String {
+        String::from_utf8(to_vec(&p(s.as_bytes()))).unwrap()
+    }
+
+    #[test]
+    fn scalars() {
+        assert_eq!(p(b"null"), Value::Null);
+        assert_eq!(p(b" true "), Value::Bool(true));
+        assert_eq!(p(b"\t\r\nfalse\n"), Value::Bool(false));
+        assert_eq!(p(b"0"), Value::Int(0));
+        assert_eq!(p(b"-0"), Value::Int(0));
+        assert_eq!(p(b"-9223372036854775808"), Value::Int(i64::MIN));
+        assert_eq!(p(b"9223372036854775807"), Value::Int(i64::MAX));
+        assert_eq!(p(b"9223372036854775808"), Value::BigInt("9223372036854775808".into()));
+        assert_eq!(p(b"-9223372036854775809"), Value::BigInt("-9223372036854775809".into()));
+        assert_eq!(p(b"1.5"), Value::Float(1.5));
+        assert_eq!(p(b"1E2"), Value::Float(100.0));
+        assert_eq!(p(b"1e-2"), Value::Float(0.01));
+        assert_eq!(p(b"1e+400"), Value::Float(f64::INFINITY));
+        assert_eq!(p(b"-1e400"), Value::Float(f64::NEG_INFINITY));
+        assert!(matches!(p(b"-0.0"), Value::Float(x) if x == 0.0 && x.is_sign_negative()));
+        assert!(matches!(p(b"NaN"), Value::Float(x) if x.is_nan()));
+        assert_eq!(p(b"Infinity"), Value::Float(f64::INFINITY));
+        assert_eq!(p(b"-Infinity"), Value::Float(f64::NEG_INFINITY));
+        assert_eq!(p(b"\xEF\xBB\xBF[]"), Value::Array(vec![]));
+        let long = "7".repeat(4300);
+        assert_eq!(p(long.as_bytes()), Value::BigInt(long.as_str().into()));
+        assert!(err(format!("-{long}7").as_bytes())
+            .1
+            .starts_with("Exceeds the limit (4300 digits)"));
+        let long_float = format!("{long}7.0");
+        assert!(matches!(p(long_float.as_bytes()), Value::Float(x) if x.is_infinite()));
+    }
+
+    #[test]
+    fn strings() {
+        assert_eq!(p(br#""abc""#), Value::str("abc"));
+        assert_eq!(
+            p("\"caf\u{e9} \u{1F600}\"".as_bytes()),
+            Value::str("caf\u{e9} \u{1F600}")
+        );
+        assert_eq!(p(br#""\"\\\/\b\f\n\r\t""#), Value::str("\"\\/\u{8}\u{c}\n\r\t"));
+        assert_eq!(p(br#""\u00E9\u00e9\ud83d\ude00""#), Value::str("\u{e9}\u{e9}\u{1F600}"));
+        assert_eq!(p(b"\"\x7f\""), Value::str("\u{7f}"));
+        // Lone surrogates are kept; a high surrogate followed by a non-low escape stays lone.
+        for (input, cps) in [
+            (&br#""\ud800""#[..], vec![0xD800]),
+            (br#""\udc00x""#, vec![0xDC00, 0x78]),
+            (br#""\ud800\u0041""#, vec![0xD800, 0x41]),
+            (br#""\ud800\ud800\udc00""#, vec![0xD800, 0x10000]),
+            (b"\"\xED\xA0\x80\"", vec![0xD800]),
+            (b"\"\xED\xA0\xBD\xED\xB8\x80\"", vec![0x1F600]),
+            (b"\"\xED\xA0\xBD\\ude00\"", vec![0x1F600]),
+        ] {
+            match p(input) {
+                Value::Str(s) => assert_eq!(s.code_points().collect::<Vec<_>>(), cps, "{input:?}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(roundtrip(r#""\ud800""#), r#""\ud800""#);
+        assert_eq!(err(b"\"abc"), (0, "Unterminated string starting at".into()));
+        assert_eq!(err(b"[\"abc\\"), (1, "Unterminated string starting at".into()));
+        assert_eq!(err(b"\"a\nb\""), (2, "Invalid control character at".into()));
+        assert_eq!(err(b"\"a\x00\""), (2, "Invalid control character at".into()));
+        assert_eq!(err(br#""\u12""#), (2, "Invalid \\uXXXX escape".into()));
+        assert_eq!(err(br#""\u12g4""#).1, "Invalid \\uXXXX escape");
+        assert_eq!(err(br#""\ud800\u12""#), (8, "Invalid \\uXXXX escape".into()));
+        assert_eq!(err(br#""\x""#).1, "Invalid \\escape: 'x'");
+        assert_eq!(err(b"\"\xff\"").1, "Invalid UTF-8 in string");
+        assert_eq!(err(b"\"\xC3\"").1, "Invalid UTF-8 in string");
+        assert_eq!(err(b"\"\xF0\x9F\x98\"").1, "Invalid UTF-8 in string");
+    }
+
+    #[test]
+    fn containers() {
+        assert_eq!(roundtrip("[1,2 , [ ] ,{ },\"x\"]"), r#"[1, 2, [], {}, "x"]"#);
+        assert_eq!(roundtrip(r#"{"a":1,"b":2,"a":3}"#), r#"{"a": 3, "b": 2}"#);
+        // Duplicate detection in large objects (hashed path) keeps Python dict semantics.
+        let mut doc = String::from("{");
+        for i in 0..100 {
+            doc.push_str(&format!("\"k{}\": {i}, ", i % 40));
+        }
+        doc.push_str("\"k0\": \"last\"}");
+        let mut want = String::from("{");
+        for i in 0..40 {
+            let v = if i == 0 {
+                "\"last\"".to_string()
+            } else {
+                (i + 80 - if i >= 20 { 40 } else { 0 }).to_string()
+            };
+            want.push_str(&format!("\"k{i}\": {v}"));
+            if i < 39 {
+                want.push_str(", ");
+            }
+        }
+        want.push('}');
+        assert_eq!(roundtrip(&doc), want);
+    }
+
+    #[test]
+    fn python_error_messages() {
+        for (input, offset, message) in [
+            (&b""[..], 0, "Expecting value"),
+            (b"   ", 3, "Expecting value"),
+            (b"[", 1, "Expecting value"),
+            (b"[1,]", 3, "Expecting value"),
+            (b"[1 2]", 3, "Expecting ',' delimiter"),
+            (b"[1", 2, "Expecting ',' delimiter"),
+            (b"{", 1, "Expecting property name enclosed in double quotes"),
+            (b"{\"a\":1,}", 7, "Expecting property name enclosed in double quotes"),
+            (b"{1:2}", 1, "Expecting property name enclosed in double quotes"),
+            (b"{\"a\" 1}", 5, "Expecting ':' delimiter"),
+            (b"{\"a\":}", 5, "Expecting value"),
+            (b"{\"a\":1 \"b\":2}", 7, "Expecting ',' delimiter"),
+            (b"1 2", 2, "Extra data"),
+            (b"01", 1, "Extra data"),
+            (b"1.", 1, "Extra data"),
+            (b"1.e5", 1, "Extra data"),
+            (b"1e", 1, "Extra data"),
+            (b"-", 0, "Expecting value"),
+            (b"-a", 0, "Expecting value"),
+            (b"+1", 0, "Expecting value"),
+            (b".5", 0, "Expecting value"),
+            (b"nul", 0, "Expecting value"),
+            (b"nan", 0, "Expecting value"),
+            (b"-NaN", 0, "Expecting value"),
+            (b"[1]x", 3, "Extra data"),
+            (b"\xEF\xBB", 0, "Expecting value"),
+            (b"\x0c1", 0, "Expecting value"),
+            (b"'a'", 0, "Expecting value"),
+        ] {
+            assert_eq!(
+                err(input),
+                (offset, message.to_string()),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    fn nested(depth: usize) -> Vec<u8> {
+        let mut doc = vec![b'['; depth];
+        doc.extend(std::iter::repeat(b']').take(depth));
+        doc
+    }
+
+    #[test]
+    fn deep_nesting_on_a_small_stack() {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| {
+                for depth in [1000, MAX_DEPTH] {
+                    let doc = nested(depth);
+                    let v = parse(&doc, "t").unwrap();
+                    assert_eq!(to_vec(&v), doc);
+                    let mut c = Cursor::new(&doc, "t");
+                    c.skip_value().unwrap();
+                    c.finish().unwrap();
+                    let mut obj = b"{\"a\":".repeat(depth);
+                    obj.push(b'1');
+                    obj.extend(std::iter::repeat(b'}').take(depth));
+                    drop(parse(&obj, "t").unwrap());
+                }
+                let (offset, message) = err(&nested(MAX_DEPTH + 1));
+                assert_eq!(offset as usize, MAX_DEPTH);
+                assert!(message.starts_with("nesting too deep"));
+                assert!(Cursor::new(&nested(MAX_DEPTH + 1), "t").skip_value().is_err());
+                // Unclosed deep input is an error, not a crash.
+                assert!(parse(&vec![b'['; 100_000], "t").is_err());
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn cursor_walks_a_vector_store_file() {
+        let doc = b"\xEF\xBB\xBF{\"embedding_dict\": {\"a\": [0.1, -2, NaN, Infinity, -Infinity, 1e-05], \"b\": []},
+            \"text_id_to_ref_doc_id\": {\"a\": \"doc\"}, \"metadata_dict\": null, \"extra\": [{\"x\": [1, {}]}, \"s\"]} ";
+        let mut c = Cursor::new(doc, "vs.json");
+        c.begin_object().unwrap();
+        let mut seen = Vec::new();
+        while let Some(key) = c.next_key().unwrap() {
+            match key.as_str().unwrap() {
+                "embedding_dict" => {
+                    c.begin_object().unwrap();
+                    while let Some(id) = c.next_key().unwrap() {
+                        let mut row = Vec::new();
+                        c.begin_array().unwrap();
+                        while c.next_array_item().unwrap() {
+                            row.push(c.parse_f64().unwrap());
+                        }
+                        seen.push((id, row));
+                    }
+                }
+                "metadata_dict" => {
+                    assert!(c.peek_null());
+                    assert_eq!(c.parse_value().unwrap(), Value::Null);
+                }
+                "extra" => assert_eq!(c.raw_value().unwrap(), b"[{\"x\": [1, {}]}, \"s\"]"),
+                _ => c.skip_value().unwrap(),
+            }
+        }
+        c.finish().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].0, JStr::new("a"));
+        let a = &seen[0].1;
+        assert_eq!(a.len(), 6);
+        assert_eq!(
+            (a[0], a[1], a[3], a[4], a[5]),
+            (0.1, -2.0, f64::INFINITY, f64::NEG_INFINITY, 1e-5)
+        );
+        assert!(a[2].is_nan());
+        assert!(seen[1].1.is_empty());
+    }
+
+    #[test]
+    fn cursor_errors() {
+        let mut c = Cursor::new(b"[1 2]", "t");
+        c.begin_array().unwrap();
+        assert!(c.next_array_item().unwrap());
+        assert_eq!(c.parse_f64().unwrap(), 1.0);
+        assert!(c.next_array_item().is_err());
+
+        let mut c = Cursor::new(b"[1,]", "t");
+        c.begin_array().unwrap();
+        assert!(c.next_array_item().unwrap());
+        c.skip_value().unwrap();
+        assert!(c.next_array_item().unwrap());
+        assert!(c.parse_f64().is_err());
+
+        let mut c = Cursor::new(b"{\"a\" 1}", "t");
+        c.begin_object().unwrap();
+        assert!(c.next_key().is_err());
+
+        let mut c = Cursor::new(b"[\"x\", true]", "t");
+        assert!(c.begin_object().is_err());
+        assert!(c.next_key().is_err());
+        assert!(c.next_array_item().is_err());
+        c.begin_array().unwrap();
+        assert!(c.next_array_item().unwrap());
+        assert!(c.parse_f64().is_err());
+        assert_eq!(c.parse_string().unwrap(), JStr::new("x"));
+        assert!(c.next_array_item().unwrap());
+        assert!(c.parse_string().is_err());
+        assert!(c.finish().is_err());
+        c.skip_value().unwrap();
+        assert!(!c.next_array_item().unwrap());
+        c.finish().unwrap();
+
+        let mut c = Cursor::new(b"{} x", "t");
+        c.begin_object().unwrap();
+        assert_eq!(c.next_key().unwrap(), None);
+        assert_eq!(
+            c.finish().unwrap_err().to_string(),
+            "t: invalid JSON at byte 3: Extra data"
+        );
+    }
 }
