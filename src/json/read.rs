@@ -1,4 +1,4 @@
-//! A JSON reader that accepts exactly what CPython 3.11 `json.loads` accepts for UTF-8 bytes, and
+//! A JSON reader that accepts exactly what `CPython` 3.11 `json.loads` accepts for UTF-8 bytes, and
 //! produces the same values.
 //!
 //! Guarantees:
@@ -41,6 +41,9 @@ const MAX_INT_DIGITS: usize = 4300;
 const HASHED_OBJECT_LEN: usize = 16;
 
 /// Parses a whole document, like `json.loads(bytes)`.
+///
+/// # Errors
+/// `StoreError::Json` with the byte offset and Python's message ("Expecting value", ...) for input `json.loads` rejects.
 pub fn parse(bytes: &[u8], source_name: &str) -> StoreResult<Value> {
     let mut cursor = Cursor::new(bytes, source_name);
     let value = cursor.parse_value()?;
@@ -88,7 +91,7 @@ static STRING_SPECIAL: [bool; 256] = {
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-#[inline(always)]
+#[inline]
 fn word_has_string_special(w: u64) -> bool {
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
     let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
@@ -181,6 +184,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Byte offset of the next unread byte.
+    #[must_use]
     pub fn offset(&self) -> usize {
         self.pos
     }
@@ -214,6 +218,9 @@ impl<'a> Cursor<'a> {
     }
 
     /// Checks that only whitespace is left (Python: "Extra data" otherwise).
+    ///
+    /// # Errors
+    /// `StoreError::Json` with the byte offset and Python's message if the input does not match.
     pub fn finish(&mut self) -> StoreResult<()> {
         self.skip_ws();
         if !self.open.is_empty() {
@@ -233,6 +240,9 @@ impl<'a> Cursor<'a> {
     }
 
     /// Consumes `{`. Then call `next_key` until it returns `None`, reading each value in between.
+    ///
+    /// # Errors
+    /// `StoreError::Json` with the byte offset and Python's message if the input does not match.
     pub fn begin_object(&mut self) -> StoreResult<()> {
         self.skip_ws();
         if self.peek() != Some(b'{') {
@@ -248,6 +258,9 @@ impl<'a> Cursor<'a> {
     }
 
     /// Consumes `[`. Then call `next_array_item` until it returns `false`, reading each item.
+    ///
+    /// # Errors
+    /// `StoreError::Json` with the byte offset and Python's message if the input does not match.
     pub fn begin_array(&mut self) -> StoreResult<()> {
         self.skip_ws();
         if self.peek() != Some(b'[') {
@@ -264,6 +277,9 @@ impl<'a> Cursor<'a> {
 
     /// The next key of the object opened by `begin_object` (consuming `,` before it and `:` after it),
     /// or `None` after consuming the closing `}`.
+    ///
+    /// # Errors
+    /// `StoreError::Json` with the byte offset and Python's message if the input does not match.
     pub fn next_key(&mut self) -> StoreResult<Option<JStr>> {
         match self.open.last() {
             Some(Open { object: true, first }) => {
@@ -279,6 +295,9 @@ impl<'a> Cursor<'a> {
 
     /// Whether the array opened by `begin_array` has another item (consuming the `,` before it), or
     /// `false` after consuming the closing `]`.
+    ///
+    /// # Errors
+    /// `StoreError::Json` with the byte offset and Python's message if the input does not match.
     pub fn next_array_item(&mut self) -> StoreResult<bool> {
         match self.open.last() {
             Some(Open { object: false, first }) => {
@@ -313,16 +332,25 @@ impl<'a> Cursor<'a> {
     }
 
     /// Parses the next value into a tree.
+    ///
+    /// # Errors
+    /// `StoreError::Json` with the byte offset and Python's message if the input does not match.
     pub fn parse_value(&mut self) -> StoreResult<Value> {
         self.walk::<true>()
     }
 
     /// Consumes the next value, validating it exactly like `parse_value` without building it.
+    ///
+    /// # Errors
+    /// `StoreError::Json` with the byte offset and Python's message if the input does not match.
     pub fn skip_value(&mut self) -> StoreResult<()> {
         self.walk::<false>().map(drop)
     }
 
     /// Consumes the next value and returns its text (validated, without surrounding whitespace).
+    ///
+    /// # Errors
+    /// `StoreError::Json` with the byte offset and Python's message if the input does not match.
     pub fn raw_value(&mut self) -> StoreResult<&'a [u8]> {
         self.skip_ws();
         let start = self.pos;
@@ -331,6 +359,9 @@ impl<'a> Cursor<'a> {
     }
 
     /// Parses the next value, which must be a string.
+    ///
+    /// # Errors
+    /// `StoreError::Json` with the byte offset and Python's message if the input does not match.
     pub fn parse_string(&mut self) -> StoreResult<JStr> {
         self.skip_ws();
         if self.peek() != Some(b'"') {
@@ -341,6 +372,9 @@ impl<'a> Cursor<'a> {
 
     /// Parses the next value, which must be a number (integers are converted, correctly rounded) or
     /// one of `NaN`, `Infinity`, `-Infinity`. Allocates nothing.
+    ///
+    /// # Errors
+    /// `StoreError::Json` with the byte offset and Python's message if the input does not match.
     pub fn parse_f64(&mut self) -> StoreResult<f64> {
         self.skip_ws();
         let start = self.pos;

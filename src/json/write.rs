@@ -1,4 +1,4 @@
-//! A JSON writer byte-identical to CPython 3.11 `json.dumps(obj)` with default arguments.
+//! A JSON writer byte-identical to `CPython` 3.11 `json.dumps(obj)` with default arguments.
 //!
 //! Guarantees, for every `Value`:
 //! - separators `", "` and `": "`, no indentation, keys in insertion order (no sorting);
@@ -16,6 +16,7 @@
 use super::value::{JStr, Value};
 
 /// Serializes `v` exactly as `json.dumps(v)` would.
+#[must_use]
 pub fn to_vec(v: &Value) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
     write_value(&mut out, v);
@@ -116,7 +117,7 @@ const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// True if any of the 8 bytes in `w` needs escaping: < 0x20, `"`, `\`, 0x7F or >= 0x80.
-#[inline(always)]
+#[inline]
 fn word_needs_escape(w: u64) -> bool {
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
     let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
