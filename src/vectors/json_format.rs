@@ -81,7 +81,7 @@ fn id_string(key: JStr, source_name: &str, offset: usize) -> StoreResult<String>
 pub fn from_json(bytes: &[u8], source_name: &str) -> StoreResult<VectorStore> {
     let mut cur = Cursor::new(bytes, source_name);
     let shape_error = |offset: usize, what: &str| StoreError::json(source_name, offset, what.to_owned());
-    if !cur.peek_is(b'{') {
+    if !(cur.peek_byte() == Some(b'{')) {
         return Err(shape_error(cur.offset(), "expected a JSON object with an \"embedding_dict\" key"));
     }
     cur.begin_object()?;
@@ -93,8 +93,8 @@ pub fn from_json(bytes: &[u8], source_name: &str) -> StoreResult<VectorStore> {
     while let Some(section) = cur.next_key()? {
         let section_offset = cur.offset();
         match section.as_bytes() {
-            b"embedding_dict" if !cur.is_next_null() => {
-                if !cur.peek_is(b'{') {
+            b"embedding_dict" if !cur.peek_null() => {
+                if !(cur.peek_byte() == Some(b'{')) {
                     return Err(shape_error(section_offset, "\"embedding_dict\" must be an object"));
                 }
                 rows.clear();
@@ -103,7 +103,7 @@ pub fn from_json(bytes: &[u8], source_name: &str) -> StoreResult<VectorStore> {
                 while let Some(key) = cur.next_key()? {
                     let offset = cur.offset();
                     let id = id_string(key, source_name, offset)?;
-                    if !cur.peek_is(b'[') {
+                    if !(cur.peek_byte() == Some(b'[')) {
                         return Err(shape_error(offset, &format!("the embedding of {id:?} must be a list of numbers")));
                     }
                     cur.begin_array()?;
@@ -126,8 +126,8 @@ pub fn from_json(bytes: &[u8], source_name: &str) -> StoreResult<VectorStore> {
                     rows.push(NewRow { id, ref_doc_id: None, metadata: None });
                 }
             }
-            b"text_id_to_ref_doc_id" if !cur.is_next_null() => {
-                if !cur.peek_is(b'{') {
+            b"text_id_to_ref_doc_id" if !cur.peek_null() => {
+                if !(cur.peek_byte() == Some(b'{')) {
                     return Err(shape_error(section_offset, "\"text_id_to_ref_doc_id\" must be an object"));
                 }
                 refs.clear();
@@ -143,8 +143,8 @@ pub fn from_json(bytes: &[u8], source_name: &str) -> StoreResult<VectorStore> {
                     refs.push((id, ref_doc_id));
                 }
             }
-            b"metadata_dict" if !cur.is_next_null() => {
-                if !cur.peek_is(b'{') {
+            b"metadata_dict" if !cur.peek_null() => {
+                if !(cur.peek_byte() == Some(b'{')) {
                     return Err(shape_error(section_offset, "\"metadata_dict\" must be an object"));
                 }
                 metadata.clear();
