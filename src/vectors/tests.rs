@@ -406,3 +406,84 @@ fn parallel_path_matches_python_with_many_ties() {
         assert_eq!(batch[j], s.query(&q(qv, Some(5))).unwrap());
     }
 }
+
+/// Captured from LlamaIndex 0.14.25's `get_top_k_mmr_embeddings` on the same data.
+#[test]
+fn golden_mmr_from_llamaindex() {
+    let vecs: [[f32; 2]; 9] =
+        [[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.5, -1.0]];
+    let names = ["n3", "n1", "n7", "n0", "n5", "n2", "n6", "n4", "n8"];
+    let mut s = VectorStore::new();
+    s.add(names.iter().map(|n| row(n, Some("d"), None)).collect(), &vecs.concat(), 2).unwrap();
+    let cases: [(Option<usize>, Option<f64>, &str, &[f64]); 5] = [
+        (Some(3), None, "n3,n7,n8", &[0.49029033784546006, 0.09805806756909201, 0.5787722983960123]),
+        (Some(5), Some(0.3), "n3,n7,n8,n2,n1", &[0.294174202707276, 0.0588348405414552, 0.7050342554375737, 0.6849338742413962, 0.294174202707276]),
+        (None, Some(0.9), "n3,n1,n0,n6,n5,n4,n8,n7,n2", &[0.8825226081218281, 0.7825226081218282, 0.7825226081218282, 0.7825226081218282, 0.6781345867854045, 0.6488452649040592, 0.26842844181458164, 0.26594724072435716, 0.07650452162436563]),
+        (Some(4), Some(0.0), "n3,n7,n8,n2", &[0.0, 0.0, 0.8944271909999159, 0.8944271909999159]),
+        (Some(2), Some(1.0), "n3,n1", &[0.9805806756909201, 0.9805806756909201]),
+    ];
+    for (k, thr, want_ids, want_sims) in cases {
+        let hits = s.query(&Query { mode: QueryMode::Mmr { threshold: thr }, ..q(&[1.0, 0.2], k) }).unwrap();
+        let got_ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+        assert_eq!(got_ids.join(","), want_ids, "k={k:?} thr={thr:?}");
+        for (h, w) in hits.iter().zip(want_sims) {
+            assert!((h.similarity - w).abs() < 1e-12, "{} vs {w}", h.similarity);
+        }
+    }
+}
+
+/// Rough timing, not a gate: `cargo test --release --no-default-features -- --ignored --nocapture timing`.
+#[test]
+#[ignore = "timing, run by hand in release mode"]
+fn timing_100k_x_1536() {
+    use std::time::Instant;
+    let (n, dim) = (100_000usize, 1536usize);
+    let mut seed = 1u64;
+    let flat: Vec<f32> = (0..n * dim)
+        .map(|_| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        })
+        .collect();
+    let rows: Vec<NewRow> =
+        (0..n).map(|i| row(&format!("node-{i}"), Some("doc"), Some(meta(&[("i", Value::Int(i as i64))])))).collect();
+    let mut s = VectorStore::new();
+    let t = Instant::now();
+    s.add(rows, &flat, dim).unwrap();
+    println!("backend: {}", backend_name());
+    println!("add {n} x {dim}: {:?}", t.elapsed());
+    let query: Vec<f64> = flat[..dim].iter().map(|&x| f64::from(x) + 0.01).collect();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let hits = s.query(&q(&query, Some(10))).unwrap();
+        println!("top-10 query: {:?} (best {})", t.elapsed(), hits[0].id);
+    }
+    let f = Filters {
+        filters: vec![FilterNode::Filter(MetadataFilter {
+            key: "i".into(),
+            value: Value::Int(50_000),
+            operator: FilterOperator::Lt,
+        })],
+        condition: FilterCondition::And,
+    };
+    let t = Instant::now();
+    s.query(&Query { filters: Some(&f), ..q(&query, Some(10)) }).unwrap();
+    println!("top-10 query with a filter (half pass): {:?}", t.elapsed());
+    let t = Instant::now();
+    s.query(&Query { mode: QueryMode::Mmr { threshold: None }, ..q(&query, Some(10)) }).unwrap();
+    println!("MMR top-10: {:?}", t.elapsed());
+    let qs: Vec<f64> = flat[..16 * dim].iter().map(|&x| f64::from(x)).collect();
+    let t = Instant::now();
+    s.query_batch(&qs, dim, Some(10), None).unwrap();
+    println!("query_batch 16 queries: {:?}", t.elapsed());
+    let small = {
+        let mut s = VectorStore::new();
+        s.add((0..10).map(|i| row(&format!("s{i}"), None, None)).collect(), &flat[..10 * dim], dim).unwrap();
+        s
+    };
+    let t = Instant::now();
+    for _ in 0..1000 {
+        small.query(&q(&query, Some(3))).unwrap();
+    }
+    println!("10-row query: {:?} each", t.elapsed() / 1000);
+}
