@@ -369,10 +369,7 @@ impl VectorStore {
     /// not `id` has an embedding.
     pub fn set_ref_doc_id(&mut self, id: &str, v: Option<String>) {
         let old_seq = self.get_ref_seq(id);
-        let entry = match v {
-            Some(s) => Some((old_seq.unwrap_or_else(|| self.seq()), s)),
-            None => None,
-        };
+        let entry = v.map(|s| (old_seq.unwrap_or_else(|| self.seq()), s));
         match self.index.get(id) {
             Some(&r) => {
                 let m = &mut self.rows[r as usize];
@@ -393,10 +390,7 @@ impl VectorStore {
     /// `metadata_dict[id] = v` (`Some`) or `del metadata_dict[id]` (`None`).
     pub fn set_metadata(&mut self, id: &str, v: Option<Value>) {
         let old_seq = self.get_meta_seq(id);
-        let entry = match v {
-            Some(val) => Some((old_seq.unwrap_or_else(|| self.seq()), val)),
-            None => None,
-        };
+        let entry = v.map(|val| (old_seq.unwrap_or_else(|| self.seq()), val));
         match self.index.get(id) {
             Some(&r) => {
                 let m = &mut self.rows[r as usize];
