@@ -72,6 +72,19 @@ pub fn dot_f32_f64(row: &[f32], q: &[f64]) -> f64 {
     }
 }
 
+/// `(row . q0, row . q1)`: one pass over the row for two queries (batched search). Bit-identical to two
+/// `dot_f32_f64` calls: each query keeps the single kernel's accumulators and summation order.
+#[inline]
+pub fn dot_f32_f64_x2(row: &[f32], q0: &[f64], q1: &[f64]) -> (f64, f64) {
+    assert!(row.len() == q0.len() && row.len() == q1.len());
+    match backend() {
+        Backend::Scalar => (dot_f32_f64_scalar(row, q0), dot_f32_f64_scalar(row, q1)),
+        // SAFETY: the backend is only selected when the CPU supports avx2 and fma; lengths are equal.
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx2Fma => unsafe { avx2::dot_f32_f64_x2(row, q0, q1) },
+    }
+}
+
 /// `a . b` for two f32 rows with f64 accumulation (MMR overlaps).
 #[inline]
 pub fn dot_f32_f32(a: &[f32], b: &[f32]) -> f64 {
@@ -152,6 +165,42 @@ mod avx2 {
         total
     }
 
+    /// Two queries, each with exactly the accumulators and order of `dot_f32_f64`.
+    ///
+    /// # Safety
+    /// avx2 and fma must be available; all three lengths are equal.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_f32_f64_x2(row: &[f32], q0: &[f64], q1: &[f64]) -> (f64, f64) {
+        let n = row.len();
+        let (r, p, s) = (row.as_ptr(), q0.as_ptr(), q1.as_ptr());
+        let mut a = [_mm256_setzero_pd(); 4];
+        let mut b = [_mm256_setzero_pd(); 4];
+        let mut i = 0;
+        while i + 16 <= n {
+            for j in 0..4 {
+                let x = _mm256_cvtps_pd(_mm_loadu_ps(r.add(i + 4 * j)));
+                a[j] = _mm256_fmadd_pd(x, _mm256_loadu_pd(p.add(i + 4 * j)), a[j]);
+                b[j] = _mm256_fmadd_pd(x, _mm256_loadu_pd(s.add(i + 4 * j)), b[j]);
+            }
+            i += 16;
+        }
+        while i + 4 <= n {
+            let x = _mm256_cvtps_pd(_mm_loadu_ps(r.add(i)));
+            a[0] = _mm256_fmadd_pd(x, _mm256_loadu_pd(p.add(i)), a[0]);
+            b[0] = _mm256_fmadd_pd(x, _mm256_loadu_pd(s.add(i)), b[0]);
+            i += 4;
+        }
+        let mut ta = hsum(_mm256_add_pd(_mm256_add_pd(a[0], a[1]), _mm256_add_pd(a[2], a[3])));
+        let mut tb = hsum(_mm256_add_pd(_mm256_add_pd(b[0], b[1]), _mm256_add_pd(b[2], b[3])));
+        while i < n {
+            let x = f64::from(*r.add(i));
+            ta += x * *p.add(i);
+            tb += x * *s.add(i);
+            i += 1;
+        }
+        (ta, tb)
+    }
+
     /// # Safety
     /// avx2 and fma must be available; `a.len() == b.len()`.
     #[target_feature(enable = "avx2,fma")]
@@ -205,8 +254,11 @@ mod tests {
             let row: Vec<f32> = (0..d).map(|_| lcg(&mut seed) as f32).collect();
             let row2: Vec<f32> = (0..d).map(|_| lcg(&mut seed) as f32).collect();
             let q: Vec<f64> = (0..d).map(|_| lcg(&mut seed)).collect();
+            let q2: Vec<f64> = (0..d).map(|_| lcg(&mut seed) * 1e3).collect();
             let scale: f64 = row.iter().zip(&q).map(|(&a, b)| (f64::from(a) * b).abs()).sum();
             assert!(close(dot_f32_f64(&row, &q), dot_f32_f64_scalar(&row, &q), scale), "d={d}");
+            let (x0, x1) = dot_f32_f64_x2(&row, &q, &q2);
+            assert_eq!((x0.to_bits(), x1.to_bits()), (dot_f32_f64(&row, &q).to_bits(), dot_f32_f64(&row, &q2).to_bits()));
             let scale2: f64 = row.iter().zip(&row2).map(|(&a, &b)| (f64::from(a) * f64::from(b)).abs()).sum();
             assert!(close(dot_f32_f32(&row, &row2), dot_f32_f32_scalar(&row, &row2), scale2), "d={d}");
         }
@@ -228,6 +280,10 @@ mod tests {
             let q: Vec<f64> = pairs.iter().map(|p| p.1).collect();
             let scale: f64 = row.iter().zip(&q).map(|(&a, b)| (f64::from(a) * b).abs()).sum();
             prop_assert!(close(dot_f32_f64(&row, &q), dot_f32_f64_scalar(&row, &q), scale));
+            let q2: Vec<f64> = q.iter().rev().copied().collect();
+            let (x0, x1) = dot_f32_f64_x2(&row, &q, &q2);
+            prop_assert_eq!(x0.to_bits(), dot_f32_f64(&row, &q).to_bits());
+            prop_assert_eq!(x1.to_bits(), dot_f32_f64(&row, &q2).to_bits());
             let q32: Vec<f32> = q.iter().map(|&x| x as f32).collect();
             let scale2: f64 = row.iter().zip(&q32).map(|(&a, &b)| (f64::from(a) * f64::from(b)).abs()).sum();
             prop_assert!(close(dot_f32_f32(&row, &q32), dot_f32_f32_scalar(&row, &q32), scale2));

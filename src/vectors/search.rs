@@ -21,7 +21,7 @@ use std::collections::{BinaryHeap, HashSet};
 
 use rayon::prelude::*;
 
-use super::kernels::{cosine, dot_f32_f32, dot_f32_f64, norm_f64};
+use super::kernels::{cosine, dot_f32_f32, dot_f32_f64, dot_f32_f64_x2, norm_f64};
 use super::{Filters, VectorStore};
 use crate::error::{StoreError, StoreResult};
 
@@ -349,20 +349,33 @@ impl VectorStore {
         for block in queries.chunks(BLOCK * dim) {
             let b = block.len() / dim;
             let qnorms: Vec<f64> = block.chunks_exact(dim).map(norm_f64).collect();
-            // Candidate-major matrix: each row is read once for the whole block.
+            // Candidate-major matrix, filled tile by tile: a tile of rows is streamed from memory once
+            // for the whole block and stays in cache while each pair of queries (kept in L1) passes over it.
+            const TILE: usize = 32;
             let mut m = vec![0.0f64; cands.len() * b];
-            let fill = |(c, slot): (usize, &mut [f64])| {
-                let r = cands[c];
-                let row = self.row_embedding(r);
-                let rn = self.row_norm(r);
-                for (j, q) in block.chunks_exact(dim).enumerate() {
-                    slot[j] = cosine(dot_f32_f64(row, q), qnorms[j], rn);
+            let fill = |(t, out): (usize, &mut [f64])| {
+                let tile = &cands[t * TILE..(t * TILE + out.len() / b)];
+                let mut pairs = block.chunks_exact(2 * dim);
+                for (j, qq) in pairs.by_ref().enumerate() {
+                    let (q0, q1) = qq.split_at(dim);
+                    for (c, &r) in tile.iter().enumerate() {
+                        let (d0, d1) = dot_f32_f64_x2(self.row_embedding(r), q0, q1);
+                        let rn = self.row_norm(r);
+                        out[c * b + 2 * j] = cosine(d0, qnorms[2 * j], rn);
+                        out[c * b + 2 * j + 1] = cosine(d1, qnorms[2 * j + 1], rn);
+                    }
+                }
+                if b % 2 == 1 {
+                    let q = pairs.remainder();
+                    for (c, &r) in tile.iter().enumerate() {
+                        out[c * b + b - 1] = cosine(dot_f32_f64(self.row_embedding(r), q), qnorms[b - 1], self.row_norm(r));
+                    }
                 }
             };
             if cands.len() * block.len() < PARALLEL_MIN_WORK {
-                m.chunks_mut(b).enumerate().for_each(fill);
+                m.chunks_mut(b * TILE).enumerate().for_each(fill);
             } else {
-                m.par_chunks_mut(b).with_min_len(64).enumerate().for_each(fill);
+                m.par_chunks_mut(b * TILE).enumerate().for_each(fill);
             }
             let mut results: Vec<Vec<Hit>> = (0..b)
                 .into_par_iter()

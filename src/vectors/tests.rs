@@ -400,7 +400,7 @@ fn parallel_path_matches_python_with_many_ties() {
     let got: Vec<(f64, String)> = s2.query(&q(&query, Some(10))).unwrap().into_iter().map(|h| (h.similarity, h.id)).collect();
     assert_eq!(got, want);
     // batch equals per-query
-    let qs: Vec<f64> = (0..20 * dim).map(|i| ((i * 37) % 11) as f64 - 5.0).collect();
+    let qs: Vec<f64> = (0..21 * dim).map(|i| ((i * 37) % 11) as f64 - 5.0).collect();
     let batch = s.query_batch(&qs, dim, Some(5), None).unwrap();
     for (j, qv) in qs.chunks(dim).enumerate() {
         assert_eq!(batch[j], s.query(&q(qv, Some(5))).unwrap());
@@ -477,6 +477,11 @@ fn timing_100k_x_1536() {
     let t = Instant::now();
     s.query_batch(&qs, dim, Some(10), None).unwrap();
     println!("query_batch 16 queries: {:?}", t.elapsed());
+    let t = Instant::now();
+    for qv in qs.chunks(dim) {
+        s.query(&q(qv, Some(10))).unwrap();
+    }
+    println!("16 single queries: {:?}", t.elapsed());
     let small = {
         let mut s = VectorStore::new();
         s.add((0..10).map(|i| row(&format!("s{i}"), None, None)).collect(), &flat[..10 * dim], dim).unwrap();
