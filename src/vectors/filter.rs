@@ -97,7 +97,10 @@ fn metadata_get<'a>(metadata: &'a Value, key: &str) -> StoreResult<Option<&'a Va
     match metadata {
         Value::Object(o) => Ok(o.get(key).filter(|v| !matches!(v, Value::Null))),
         // Python raises AttributeError here; we report it as a type error with Python's text.
-        other => Err(StoreError::Type(format!("'{}' object has no attribute 'get'", other.python_type_name()))),
+        other => Err(StoreError::Type(format!(
+            "'{}' object has no attribute 'get'",
+            other.python_type_name()
+        ))),
     }
 }
 
@@ -260,8 +263,16 @@ fn cmp_num(a: &Num, b: &Num) -> Option<Ordering> {
         (Num::Int(x), Num::Float(y)) => cmp_int_float(*x, *y),
         (Num::Float(x), Num::Int(y)) => cmp_int_float(*y, *x).map(Ordering::reverse),
         // A BigInt lies outside i64, so its sign decides against any i64.
-        (Num::Big(s), Num::Int(_)) => Some(if big_is_negative(s) { Ordering::Less } else { Ordering::Greater }),
-        (Num::Int(_), Num::Big(s)) => Some(if big_is_negative(s) { Ordering::Greater } else { Ordering::Less }),
+        (Num::Big(s), Num::Int(_)) => Some(if big_is_negative(s) {
+            Ordering::Less
+        } else {
+            Ordering::Greater
+        }),
+        (Num::Int(_), Num::Big(s)) => Some(if big_is_negative(s) {
+            Ordering::Greater
+        } else {
+            Ordering::Less
+        }),
         (Num::Big(x), Num::Big(y)) => Some(cmp_big_big(x, y)),
         (Num::Big(x), Num::Float(y)) => big_to_f64(x).partial_cmp(y),
         (Num::Float(x), Num::Big(y)) => x.partial_cmp(&big_to_f64(y)),
@@ -319,14 +330,18 @@ pub fn py_contains(container: &Value, item: &Value) -> StoreResult<bool> {
             ))),
         },
         Value::Object(o) => match item {
-            Value::Array(_) | Value::Object(_) => {
-                Err(StoreError::Type(format!("unhashable type: '{}'", item.python_type_name())))
-            }
+            Value::Array(_) | Value::Object(_) => Err(StoreError::Type(format!(
+                "unhashable type: '{}'",
+                item.python_type_name()
+            ))),
             Value::Str(k) => Ok(o.get_jstr(k).is_some()),
             // Keys of a JSON object are strings: no other hashable value equals one.
             _ => Ok(false),
         },
-        other => Err(StoreError::Type(format!("argument of type '{}' is not iterable", other.python_type_name()))),
+        other => Err(StoreError::Type(format!(
+            "argument of type '{}' is not iterable",
+            other.python_type_name()
+        ))),
     }
 }
 
@@ -343,7 +358,10 @@ pub fn py_iter(v: &Value) -> StoreResult<Vec<Value>> {
             })
             .collect()),
         Value::Object(o) => Ok(o.iter().map(|(k, _)| Value::Str(k.clone())).collect()),
-        other => Err(StoreError::Type(format!("'{}' object is not iterable", other.python_type_name()))),
+        other => Err(StoreError::Type(format!(
+            "'{}' object is not iterable",
+            other.python_type_name()
+        ))),
     }
 }
 
@@ -415,13 +433,28 @@ mod tests {
             // equality across numeric types
             (Some(Value::Bool(true)), Op::Eq, Value::Int(1), T),
             (Some(Value::Int(1)), Op::Eq, Value::Float(1.0), T),
-            (Some(Value::Int(9_007_199_254_740_993)), Op::Eq, Value::Float(9_007_199_254_740_992.0), F),
+            (
+                Some(Value::Int(9_007_199_254_740_993)),
+                Op::Eq,
+                Value::Float(9_007_199_254_740_992.0),
+                F,
+            ),
             (Some(Value::Float(f64::NAN)), Op::Eq, Value::Float(f64::NAN), F),
             (Some(Value::Float(f64::NAN)), Op::Ne, Value::Float(f64::NAN), T),
             (Some(s("1")), Op::Eq, Value::Int(1), F),
             (Some(s("1")), Op::Ne, Value::Int(1), T),
-            (Some(arr(vec![Value::Int(1), s("a")])), Op::Eq, arr(vec![Value::Float(1.0), s("a")]), T),
-            (Some(obj(vec![("a", Value::Int(1)), ("b", Value::Int(2))])), Op::Eq, obj(vec![("b", Value::Int(2)), ("a", Value::Int(1))]), T),
+            (
+                Some(arr(vec![Value::Int(1), s("a")])),
+                Op::Eq,
+                arr(vec![Value::Float(1.0), s("a")]),
+                T,
+            ),
+            (
+                Some(obj(vec![("a", Value::Int(1)), ("b", Value::Int(2))])),
+                Op::Eq,
+                obj(vec![("b", Value::Int(2)), ("a", Value::Int(1))]),
+                T,
+            ),
             (Some(big.clone()), Op::Eq, Value::Int(5), F),
             (Some(big.clone()), Op::Gt, Value::Int(i64::MAX), T),
             (Some(big.clone()), Op::Gt, Value::Float(1.0), T),
@@ -432,53 +465,162 @@ mod tests {
             (Some(Value::Float(f64::NAN)), Op::Lt, Value::Int(1), F),
             (Some(s("b")), Op::Gt, s("a"), T),
             (Some(s("é")), Op::Gt, s("z"), T),
-            (Some(arr(vec![Value::Int(1), Value::Int(2)])), Op::Lt, arr(vec![Value::Int(1), Value::Int(2), Value::Int(3)]), T),
-            (Some(arr(vec![Value::Int(1)])), Op::Lt, arr(vec![s("a")]), Err("'<' not supported between instances of 'int' and 'str'")),
-            (Some(s("a")), Op::Lt, Value::Int(1), Err("'<' not supported between instances of 'str' and 'int'")),
-            (Some(Value::Int(1)), Op::Gt, Value::Null, Err("'>' not supported between instances of 'int' and 'NoneType'")),
-            (Some(s("x")), Op::Gte, Value::Float(1.5), Err("'>=' not supported between instances of 'str' and 'float'")),
-            (Some(arr(vec![Value::Int(1)])), Op::Gt, Value::Int(1), Err("'>' not supported between instances of 'list' and 'int'")),
-            (Some(obj(vec![])), Op::Lte, obj(vec![]), Err("'<=' not supported between instances of 'dict' and 'dict'")),
+            (
+                Some(arr(vec![Value::Int(1), Value::Int(2)])),
+                Op::Lt,
+                arr(vec![Value::Int(1), Value::Int(2), Value::Int(3)]),
+                T,
+            ),
+            (
+                Some(arr(vec![Value::Int(1)])),
+                Op::Lt,
+                arr(vec![s("a")]),
+                Err("'<' not supported between instances of 'int' and 'str'"),
+            ),
+            (
+                Some(s("a")),
+                Op::Lt,
+                Value::Int(1),
+                Err("'<' not supported between instances of 'str' and 'int'"),
+            ),
+            (
+                Some(Value::Int(1)),
+                Op::Gt,
+                Value::Null,
+                Err("'>' not supported between instances of 'int' and 'NoneType'"),
+            ),
+            (
+                Some(s("x")),
+                Op::Gte,
+                Value::Float(1.5),
+                Err("'>=' not supported between instances of 'str' and 'float'"),
+            ),
+            (
+                Some(arr(vec![Value::Int(1)])),
+                Op::Gt,
+                Value::Int(1),
+                Err("'>' not supported between instances of 'list' and 'int'"),
+            ),
+            (
+                Some(obj(vec![])),
+                Op::Lte,
+                obj(vec![]),
+                Err("'<=' not supported between instances of 'dict' and 'dict'"),
+            ),
             // in / nin
             (Some(s("a")), Op::In, arr(vec![s("a"), s("b")]), T),
             (Some(Value::Int(1)), Op::In, arr(vec![Value::Float(1.0)]), T),
             (Some(Value::Bool(true)), Op::In, arr(vec![Value::Int(1)]), T),
             (Some(s("ell")), Op::In, s("hello"), T),
             (Some(s("ell")), Op::Nin, s("hello"), F),
-            (Some(Value::Int(1)), Op::In, s("abc"), Err("'in <string>' requires string as left operand, not int")),
-            (Some(s("a")), Op::In, Value::Int(1), Err("argument of type 'int' is not iterable")),
-            (Some(s("a")), Op::Nin, Value::Null, Err("argument of type 'NoneType' is not iterable")),
-            (Some(arr(vec![Value::Int(1)])), Op::In, obj(vec![("a", Value::Int(1))]), Err("unhashable type: 'list'")),
+            (
+                Some(Value::Int(1)),
+                Op::In,
+                s("abc"),
+                Err("'in <string>' requires string as left operand, not int"),
+            ),
+            (
+                Some(s("a")),
+                Op::In,
+                Value::Int(1),
+                Err("argument of type 'int' is not iterable"),
+            ),
+            (
+                Some(s("a")),
+                Op::Nin,
+                Value::Null,
+                Err("argument of type 'NoneType' is not iterable"),
+            ),
+            (
+                Some(arr(vec![Value::Int(1)])),
+                Op::In,
+                obj(vec![("a", Value::Int(1))]),
+                Err("unhashable type: 'list'"),
+            ),
             (Some(s("a")), Op::In, obj(vec![("a", Value::Int(1))]), T),
             // contains
             (Some(arr(vec![s("x"), s("y")])), Op::Contains, s("y"), T),
             (Some(s("hello")), Op::Contains, s("ell"), T),
-            (Some(Value::Int(5)), Op::Contains, Value::Int(5), Err("argument of type 'int' is not iterable")),
-            (Some(Value::Bool(true)), Op::Contains, s("a"), Err("argument of type 'bool' is not iterable")),
-            (Some(Value::Float(1.5)), Op::Contains, s("a"), Err("argument of type 'float' is not iterable")),
-            (Some(s("hello")), Op::Contains, Value::Int(1), Err("'in <string>' requires string as left operand, not int")),
+            (
+                Some(Value::Int(5)),
+                Op::Contains,
+                Value::Int(5),
+                Err("argument of type 'int' is not iterable"),
+            ),
+            (
+                Some(Value::Bool(true)),
+                Op::Contains,
+                s("a"),
+                Err("argument of type 'bool' is not iterable"),
+            ),
+            (
+                Some(Value::Float(1.5)),
+                Op::Contains,
+                s("a"),
+                Err("argument of type 'float' is not iterable"),
+            ),
+            (
+                Some(s("hello")),
+                Op::Contains,
+                Value::Int(1),
+                Err("'in <string>' requires string as left operand, not int"),
+            ),
             // text match
             (Some(s("Hello")), Op::TextMatch, s("ell"), T),
             (Some(s("Hello")), Op::TextMatch, s("hel"), F),
             (Some(s("Hello")), Op::TextMatchInsensitive, s("HEL"), T),
             (Some(s("ΑΣ")), Op::TextMatchInsensitive, s("ας"), T),
-            (Some(Value::Int(1)), Op::TextMatch, s("1"), Err("Both metadata_value and value should be strings to be used with a TEXT_MATCH filter")),
-            (Some(s("1")), Op::TextMatchInsensitive, Value::Int(1), Err("Both metadata_value and value should be strings to be used with a TEXT_MATCH_INSENSITIVE filter")),
+            (
+                Some(Value::Int(1)),
+                Op::TextMatch,
+                s("1"),
+                Err("Both metadata_value and value should be strings to be used with a TEXT_MATCH filter"),
+            ),
+            (
+                Some(s("1")),
+                Op::TextMatchInsensitive,
+                Value::Int(1),
+                Err("Both metadata_value and value should be strings to be used with a TEXT_MATCH_INSENSITIVE filter"),
+            ),
             // any / all
             (Some(arr(vec![s("a"), s("b")])), Op::All, arr(vec![s("a"), s("b")]), T),
             (Some(arr(vec![s("a")])), Op::All, arr(vec![s("a"), s("b")]), F),
             (Some(arr(vec![s("a")])), Op::Any, arr(vec![s("z"), s("a")]), T),
             (Some(s("abc")), Op::All, s("ca"), T),
-            (Some(s("abc")), Op::Any, arr(vec![Value::Int(1)]), Err("'in <string>' requires string as left operand, not int")),
+            (
+                Some(s("abc")),
+                Op::Any,
+                arr(vec![Value::Int(1)]),
+                Err("'in <string>' requires string as left operand, not int"),
+            ),
             (Some(Value::Int(3)), Op::All, arr(vec![]), T),
             (Some(Value::Int(3)), Op::Any, arr(vec![]), F),
-            (Some(Value::Int(3)), Op::Any, arr(vec![Value::Int(3)]), Err("argument of type 'int' is not iterable")),
-            (Some(arr(vec![s("a")])), Op::Any, Value::Int(1), Err("'int' object is not iterable")),
-            (Some(arr(vec![s("a")])), Op::All, Value::Null, Err("'NoneType' object is not iterable")),
+            (
+                Some(Value::Int(3)),
+                Op::Any,
+                arr(vec![Value::Int(3)]),
+                Err("argument of type 'int' is not iterable"),
+            ),
+            (
+                Some(arr(vec![s("a")])),
+                Op::Any,
+                Value::Int(1),
+                Err("'int' object is not iterable"),
+            ),
+            (
+                Some(arr(vec![s("a")])),
+                Op::All,
+                Value::Null,
+                Err("'NoneType' object is not iterable"),
+            ),
             (Some(arr(vec![s("a")])), Op::Any, arr(vec![s("a"), Value::Int(1)]), T),
         ];
         for (i, (m, op, v, want)) in cases.into_iter().enumerate() {
-            let f = MetadataFilter { key: "k".into(), value: v, operator: op };
+            let f = MetadataFilter {
+                key: "k".into(),
+                value: v,
+                operator: op,
+            };
             let got = f.matches_value(m.as_ref());
             match (want, got) {
                 (T, Ok(true)) | (F, Ok(false)) => {}
@@ -491,20 +633,37 @@ mod tests {
     #[test]
     fn conditions_evaluate_every_filter() {
         let meta = obj(vec![("a", Value::Int(1)), ("s", s("x"))]);
-        let f = |key: &str, op, v| FilterNode::Filter(MetadataFilter { key: key.into(), value: v, operator: op });
+        let f = |key: &str, op, v| {
+            FilterNode::Filter(MetadataFilter {
+                key: key.into(),
+                value: v,
+                operator: op,
+            })
+        };
         let ok = f("a", FilterOperator::Eq, Value::Int(1));
         let no = f("a", FilterOperator::Eq, Value::Int(2));
         let bad = f("s", FilterOperator::Gt, Value::Int(1));
         let mk = |filters, condition| Filters { filters, condition };
-        assert!(mk(vec![ok.clone(), ok.clone()], FilterCondition::And).matches(&meta).unwrap());
-        assert!(!mk(vec![ok.clone(), no.clone()], FilterCondition::And).matches(&meta).unwrap());
-        assert!(mk(vec![no.clone(), ok.clone()], FilterCondition::Or).matches(&meta).unwrap());
+        assert!(mk(vec![ok.clone(), ok.clone()], FilterCondition::And)
+            .matches(&meta)
+            .unwrap());
+        assert!(!mk(vec![ok.clone(), no.clone()], FilterCondition::And)
+            .matches(&meta)
+            .unwrap());
+        assert!(mk(vec![no.clone(), ok.clone()], FilterCondition::Or)
+            .matches(&meta)
+            .unwrap());
         assert!(mk(vec![no.clone()], FilterCondition::Not).matches(&meta).unwrap());
-        assert!(!mk(vec![no.clone(), ok.clone()], FilterCondition::Not).matches(&meta).unwrap());
+        assert!(!mk(vec![no.clone(), ok.clone()], FilterCondition::Not)
+            .matches(&meta)
+            .unwrap());
         // no short-circuit: OR with a true first filter still raises on the later one
         assert!(mk(vec![ok.clone(), bad], FilterCondition::Or).matches(&meta).is_err());
         assert!(mk(vec![], FilterCondition::And).matches(&Value::Null).unwrap());
-        let nested = mk(vec![ok, FilterNode::Group(mk(vec![no], FilterCondition::Not))], FilterCondition::And);
+        let nested = mk(
+            vec![ok, FilterNode::Group(mk(vec![no], FilterCondition::Not))],
+            FilterCondition::And,
+        );
         assert!(nested.matches(&meta).unwrap());
         assert!(matches!(
             mk(vec![f("a", FilterOperator::Eq, Value::Int(1))], FilterCondition::And).matches(&arr(vec![])),

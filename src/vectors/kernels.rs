@@ -256,11 +256,24 @@ mod tests {
             let q: Vec<f64> = (0..d).map(|_| lcg(&mut seed)).collect();
             let q2: Vec<f64> = (0..d).map(|_| lcg(&mut seed) * 1e3).collect();
             let scale: f64 = row.iter().zip(&q).map(|(&a, b)| (f64::from(a) * b).abs()).sum();
-            assert!(close(dot_f32_f64(&row, &q), dot_f32_f64_scalar(&row, &q), scale), "d={d}");
+            assert!(
+                close(dot_f32_f64(&row, &q), dot_f32_f64_scalar(&row, &q), scale),
+                "d={d}"
+            );
             let (x0, x1) = dot_f32_f64_x2(&row, &q, &q2);
-            assert_eq!((x0.to_bits(), x1.to_bits()), (dot_f32_f64(&row, &q).to_bits(), dot_f32_f64(&row, &q2).to_bits()));
-            let scale2: f64 = row.iter().zip(&row2).map(|(&a, &b)| (f64::from(a) * f64::from(b)).abs()).sum();
-            assert!(close(dot_f32_f32(&row, &row2), dot_f32_f32_scalar(&row, &row2), scale2), "d={d}");
+            assert_eq!(
+                (x0.to_bits(), x1.to_bits()),
+                (dot_f32_f64(&row, &q).to_bits(), dot_f32_f64(&row, &q2).to_bits())
+            );
+            let scale2: f64 = row
+                .iter()
+                .zip(&row2)
+                .map(|(&a, &b)| (f64::from(a) * f64::from(b)).abs())
+                .sum();
+            assert!(
+                close(dot_f32_f32(&row, &row2), dot_f32_f32_scalar(&row, &row2), scale2),
+                "d={d}"
+            );
         }
     }
 

@@ -24,7 +24,12 @@ pub struct OwnedRows {
 
 impl OwnedRows {
     pub fn new(dim: usize) -> Self {
-        OwnedRows { blocks: Vec::new(), dim, stride: dim.div_ceil(LANES) * LANES, len: 0 }
+        OwnedRows {
+            blocks: Vec::new(),
+            dim,
+            stride: dim.div_ceil(LANES) * LANES,
+            len: 0,
+        }
     }
 
     fn floats(&self) -> &[f32] {
@@ -48,7 +53,8 @@ impl OwnedRows {
     pub fn push(&mut self, v: &[f32]) -> u32 {
         debug_assert_eq!(v.len(), self.dim);
         let start = self.len * self.stride;
-        self.blocks.resize(self.blocks.len() + self.blocks_per_row(), A64::default());
+        self.blocks
+            .resize(self.blocks.len() + self.blocks_per_row(), A64::default());
         self.floats_mut()[start..start + v.len()].copy_from_slice(v);
         self.len += 1;
         u32::try_from(self.len - 1).expect("more than u32::MAX rows")

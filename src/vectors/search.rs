@@ -32,7 +32,9 @@ const PARALLEL_MIN_WORK: usize = 1 << 18;
 pub enum QueryMode {
     Default,
     /// `threshold` None = LlamaIndex's default 0.5.
-    Mmr { threshold: Option<f64> },
+    Mmr {
+        threshold: Option<f64>,
+    },
 }
 
 /// One query, as `SimpleVectorStore.query` sees it.
@@ -96,7 +98,9 @@ impl Ord for Scored<'_> {
 
 fn shape_error(q: usize, d: usize) -> StoreError {
     // numpy's message for np.dot of a (q,) and a (d,) vector.
-    StoreError::InvalidValue(format!("shapes ({q},) and ({d},) not aligned: {q} (dim 0) != {d} (dim 0)"))
+    StoreError::InvalidValue(format!(
+        "shapes ({q},) and ({d},) not aligned: {q} (dim 0) != {d} (dim 0)"
+    ))
 }
 
 /// CPython's `heapq` on `(similarity, id)` tuples, reproduced literally.
@@ -187,11 +191,7 @@ fn bounded_top<'a>(items: impl Iterator<Item = Scored<'a>>, k: usize) -> Vec<Sco
 
 impl VectorStore {
     /// Rows (in order) that pass `node_ids` and `filters`, with SimpleVectorStore.query's checks.
-    pub fn candidates(
-        &self,
-        node_ids: Option<&HashSet<String>>,
-        filters: Option<&Filters>,
-    ) -> StoreResult<Vec<u32>> {
+    pub fn candidates(&self, node_ids: Option<&HashSet<String>>, filters: Option<&Filters>) -> StoreResult<Vec<u32>> {
         if filters.is_some() && self.live > 0 && self.metadata_len() == 0 {
             return Err(StoreError::InvalidValue(
                 "Cannot filter stores that were persisted without metadata. Please rebuild the store with metadata \
@@ -237,7 +237,10 @@ impl VectorStore {
     /// `get_top_k_embeddings` given the candidates' similarities.
     fn top_k(&self, cands: &[u32], sims: &[f64], top_k: Option<usize>) -> Vec<Hit> {
         let k = top_k.filter(|&k| k > 0);
-        let scored = |i: usize| Scored { sim: sims[i], id: self.row_id(cands[i]) };
+        let scored = |i: usize| Scored {
+            sim: sims[i],
+            id: self.row_id(cands[i]),
+        };
         let n = cands.len();
         let mut survivors: Vec<Scored> = match k {
             Some(k) if k < n => {
@@ -265,14 +268,26 @@ impl VectorStore {
         // Descending by (sim, id): ties between survivors then show up as neighbours.
         survivors.sort_unstable_by(|a, b| b.cmp(a));
         let tied = survivors.windows(2).any(|w| w[0].sim == w[1].sim);
-        let ordered = if tied { top_k_by_simulation((0..n).map(scored), k) } else { survivors };
-        ordered.into_iter().map(|s| Hit { id: s.id.to_owned(), similarity: s.sim }).collect()
+        let ordered = if tied {
+            top_k_by_simulation((0..n).map(scored), k)
+        } else {
+            survivors
+        };
+        ordered
+            .into_iter()
+            .map(|s| Hit {
+                id: s.id.to_owned(),
+                similarity: s.sim,
+            })
+            .collect()
     }
 
     /// `get_top_k_mmr_embeddings` given the candidates' similarities to the query.
     fn mmr(&self, cands: &[u32], sims: &[f64], top_k: Option<usize>, threshold: f64) -> StoreResult<Vec<Hit>> {
         if !threshold.is_finite() {
-            return Err(StoreError::InvalidValue(format!("mmr_threshold must be a finite number, not {threshold}")));
+            return Err(StoreError::InvalidValue(format!(
+                "mmr_threshold must be a finite number, not {threshold}"
+            )));
         }
         let n = cands.len();
         // First pick: the first maximum of sim * threshold.
@@ -289,7 +304,10 @@ impl VectorStore {
         let mut out = Vec::with_capacity(count);
         let dim = self.dim.unwrap_or(0);
         while out.len() < count {
-            out.push(Hit { id: self.row_id(cands[best]).to_owned(), similarity: score });
+            out.push(Hit {
+                id: self.row_id(cands[best]).to_owned(),
+                similarity: score,
+            });
             if let Some(p) = remaining.iter().position(|&i| i == best) {
                 remaining.remove(p);
             }
@@ -298,7 +316,11 @@ impl VectorStore {
             let recent_norm = self.row_norm(recent);
             let mmr_score = |&i: &usize| {
                 let r = cands[i];
-                let overlap = cosine(dot_f32_f32(self.row_embedding(r), recent_row), self.row_norm(r), recent_norm);
+                let overlap = cosine(
+                    dot_f32_f32(self.row_embedding(r), recent_row),
+                    self.row_norm(r),
+                    recent_norm,
+                );
                 threshold * sims[i] - (1.0 - threshold) * overlap
             };
             if out.len() == count {
@@ -368,7 +390,8 @@ impl VectorStore {
                 if b % 2 == 1 {
                     let q = pairs.remainder();
                     for (c, &r) in tile.iter().enumerate() {
-                        out[c * b + b - 1] = cosine(dot_f32_f64(self.row_embedding(r), q), qnorms[b - 1], self.row_norm(r));
+                        out[c * b + b - 1] =
+                            cosine(dot_f32_f64(self.row_embedding(r), q), qnorms[b - 1], self.row_norm(r));
                     }
                 }
             };

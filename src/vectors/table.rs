@@ -100,7 +100,9 @@ impl VectorStore {
         }
         if dim == 0 {
             let id = rows.first().map_or("", |r| r.id.as_str());
-            return Err(invalid(format!("embedding of node {id:?} is empty: a vector needs at least one dimension")));
+            return Err(invalid(format!(
+                "embedding of node {id:?} is empty: a vector needs at least one dimension"
+            )));
         }
         if embeddings.len() != rows.len() * dim {
             return Err(invalid(format!(
@@ -161,7 +163,13 @@ impl VectorStore {
                 self.meta_rows += usize::from(metadata.is_some());
                 let r = self.storage.as_mut().expect("storage exists").push(v);
                 self.index.insert(new.id.clone(), r);
-                self.rows.push(RowMeta { id: new.id, ref_doc, metadata, norm, alive: true });
+                self.rows.push(RowMeta {
+                    id: new.id,
+                    ref_doc,
+                    metadata,
+                    norm,
+                    alive: true,
+                });
                 self.live += 1;
             }
         }
@@ -237,8 +245,12 @@ impl VectorStore {
         for r in doomed {
             self.kill(r, false);
         }
-        let orphans: Vec<String> =
-            self.orphan_refs.iter().filter(|(_, e)| e.1 == ref_doc_id).map(|(k, _)| k.clone()).collect();
+        let orphans: Vec<String> = self
+            .orphan_refs
+            .iter()
+            .filter(|(_, e)| e.1 == ref_doc_id)
+            .map(|(k, _)| k.clone())
+            .collect();
         for id in orphans {
             self.orphan_refs.remove(&id);
             self.orphan_meta.remove(&id);
@@ -269,7 +281,11 @@ impl VectorStore {
         filters: Option<&super::Filters>,
     ) -> StoreResult<Vec<u32>> {
         let filters = filters.filter(|f| !f.is_empty());
-        let mut out = Vec::with_capacity(if node_ids.is_none() && filters.is_none() { self.live } else { 0 });
+        let mut out = Vec::with_capacity(if node_ids.is_none() && filters.is_none() {
+            self.live
+        } else {
+            0
+        });
         for (r, m) in self.rows.iter().enumerate() {
             if !m.alive {
                 continue;
@@ -307,12 +323,16 @@ impl VectorStore {
 
     /// Live rows in `embedding_dict` order.
     pub fn rows(&self) -> impl Iterator<Item = RowRef<'_>> {
-        self.rows.iter().enumerate().filter(|(_, m)| m.alive).map(|(r, m)| RowRef {
-            id: &m.id,
-            embedding: self.row_embedding(r as u32),
-            ref_doc_id: m.ref_doc.as_ref().map(|e| e.1.as_str()),
-            metadata: m.metadata.as_ref().map(|e| &e.1),
-        })
+        self.rows
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.alive)
+            .map(|(r, m)| RowRef {
+                id: &m.id,
+                embedding: self.row_embedding(r as u32),
+                ref_doc_id: m.ref_doc.as_ref().map(|e| e.1.as_str()),
+                metadata: m.metadata.as_ref().map(|e| &e.1),
+            })
     }
 
     /// `text_id_to_ref_doc_id.items()` in dict order.
@@ -429,7 +449,10 @@ impl VectorStore {
 
     /// The vector of a physical row (as returned by `candidates`; valid until the next mutation).
     pub fn row_embedding(&self, row: u32) -> &[f32] {
-        self.storage.as_ref().expect("a row exists, so its storage does").row(row)
+        self.storage
+            .as_ref()
+            .expect("a row exists, so its storage does")
+            .row(row)
     }
 
     pub(super) fn row_norm(&self, row: u32) -> f64 {

@@ -15,7 +15,11 @@ fn meta(pairs: &[(&str, Value)]) -> Value {
 }
 
 fn row(id: &str, r: Option<&str>, m: Option<Value>) -> NewRow {
-    NewRow { id: id.into(), ref_doc_id: r.map(Into::into), metadata: m }
+    NewRow {
+        id: id.into(),
+        ref_doc_id: r.map(Into::into),
+        metadata: m,
+    }
 }
 
 fn ids(store: &VectorStore) -> Vec<String> {
@@ -23,7 +27,9 @@ fn ids(store: &VectorStore) -> Vec<String> {
 }
 
 fn add1(store: &mut VectorStore, id: &str, v: &[f32]) {
-    store.add(vec![row(id, Some("doc"), Some(meta(&[])))], v, v.len()).unwrap();
+    store
+        .add(vec![row(id, Some("doc"), Some(meta(&[])))], v, v.len())
+        .unwrap();
 }
 
 // ---------- literal ports of the Python oracle ----------
@@ -167,7 +173,9 @@ fn replace_in_place_and_readd_at_end() {
 fn compaction_preserves_order_and_lookups() {
     let mut s = VectorStore::new();
     let n = 100;
-    let rows: Vec<NewRow> = (0..n).map(|i| row(&format!("n{i}"), Some(&format!("d{}", i % 7)), None)).collect();
+    let rows: Vec<NewRow> = (0..n)
+        .map(|i| row(&format!("n{i}"), Some(&format!("d{}", i % 7)), None))
+        .collect();
     let emb: Vec<f32> = (0..n * 5).map(|x| (x % 13) as f32 + 0.25).collect();
     s.add(rows, &emb, 5).unwrap();
     for i in (0..n).filter(|i| i % 3 != 0) {
@@ -187,9 +195,24 @@ fn compaction_preserves_order_and_lookups() {
 fn add_validates_everything_first() {
     let mut s = VectorStore::new();
     add1(&mut s, "a", &[1.0, 2.0]);
-    let e = s.add(vec![row("b", None, None), row("c", None, None)], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3).unwrap_err();
-    assert!(matches!(&e, StoreError::InvalidValue(m) if m.contains("\"b\"") && m.contains('3') && m.contains('2')), "{e}");
-    let e = s.add(vec![row("b", None, None), row("c", None, None)], &[1.0, 2.0, f32::NAN, 4.0], 2).unwrap_err();
+    let e = s
+        .add(
+            vec![row("b", None, None), row("c", None, None)],
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            3,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&e, StoreError::InvalidValue(m) if m.contains("\"b\"") && m.contains('3') && m.contains('2')),
+        "{e}"
+    );
+    let e = s
+        .add(
+            vec![row("b", None, None), row("c", None, None)],
+            &[1.0, 2.0, f32::NAN, 4.0],
+            2,
+        )
+        .unwrap_err();
     assert!(matches!(&e, StoreError::InvalidValue(m) if m.contains("\"c\"")), "{e}");
     assert!(s.add(vec![row("b", None, None)], &[1.0, 2.0, 3.0], 2).is_err());
     assert!(s.add(vec![row("b", None, None)], &[], 0).is_err());
@@ -234,13 +257,23 @@ fn dict_order_of_ref_and_metadata_entries_follows_python() {
 
 fn eq_filter(key: &str, v: Value) -> Filters {
     Filters {
-        filters: vec![FilterNode::Filter(MetadataFilter { key: key.into(), value: v, operator: FilterOperator::Eq })],
+        filters: vec![FilterNode::Filter(MetadataFilter {
+            key: key.into(),
+            value: v,
+            operator: FilterOperator::Eq,
+        })],
         condition: FilterCondition::And,
     }
 }
 
 fn q<'a>(e: &'a [f64], k: Option<usize>) -> Query<'a> {
-    Query { embedding: e, top_k: k, node_ids: None, filters: None, mode: QueryMode::Default }
+    Query {
+        embedding: e,
+        top_k: k,
+        node_ids: None,
+        filters: None,
+        mode: QueryMode::Default,
+    }
 }
 
 #[test]
@@ -248,24 +281,74 @@ fn query_errors_like_simple_vector_store() {
     let mut s = VectorStore::new();
     let empty = Filters::default();
     let query = [1.0, 0.0];
-    assert!(s.query(&Query { filters: Some(&empty), ..q(&query, Some(2)) }).unwrap().is_empty());
-    s.add(vec![row("a", Some("d"), None), row("b", Some("d"), None)], &[1.0, 0.0, 0.0, 1.0], 2).unwrap();
-    let e = s.query(&Query { filters: Some(&empty), ..q(&query, Some(2)) }).unwrap_err();
+    assert!(s
+        .query(&Query {
+            filters: Some(&empty),
+            ..q(&query, Some(2))
+        })
+        .unwrap()
+        .is_empty());
+    s.add(
+        vec![row("a", Some("d"), None), row("b", Some("d"), None)],
+        &[1.0, 0.0, 0.0, 1.0],
+        2,
+    )
+    .unwrap();
+    let e = s
+        .query(&Query {
+            filters: Some(&empty),
+            ..q(&query, Some(2))
+        })
+        .unwrap_err();
     assert!(matches!(&e, StoreError::InvalidValue(m) if m.starts_with("Cannot filter stores")));
     s.set_metadata("b", Some(meta(&[("x", Value::Int(1))])));
     // empty filter list: no metadata lookup at all
-    assert_eq!(s.query(&Query { filters: Some(&empty), ..q(&query, Some(2)) }).unwrap().len(), 2);
+    assert_eq!(
+        s.query(&Query {
+            filters: Some(&empty),
+            ..q(&query, Some(2))
+        })
+        .unwrap()
+        .len(),
+        2
+    );
     let f = eq_filter("x", Value::Int(1));
-    let e = s.query(&Query { filters: Some(&f), ..q(&query, Some(2)) }).unwrap_err();
+    let e = s
+        .query(&Query {
+            filters: Some(&f),
+            ..q(&query, Some(2))
+        })
+        .unwrap_err();
     assert!(matches!(&e, StoreError::KeyNotFound(id) if id == "a"));
     // node_ids restrict first: "a" is never looked up
     let only_b = HashSet::from(["b".to_string()]);
-    let hits = s.query(&Query { filters: Some(&f), node_ids: Some(&only_b), ..q(&query, Some(2)) }).unwrap();
-    assert_eq!(hits, vec![Hit { id: "b".into(), similarity: 0.0 }]);
+    let hits = s
+        .query(&Query {
+            filters: Some(&f),
+            node_ids: Some(&only_b),
+            ..q(&query, Some(2))
+        })
+        .unwrap();
+    assert_eq!(
+        hits,
+        vec![Hit {
+            id: "b".into(),
+            similarity: 0.0
+        }]
+    );
     let e = s.query(&q(&[1.0, 0.0, 0.0], None)).unwrap_err();
-    assert_eq!(e.to_string(), "shapes (3,) and (2,) not aligned: 3 (dim 0) != 2 (dim 0)");
+    assert_eq!(
+        e.to_string(),
+        "shapes (3,) and (2,) not aligned: 3 (dim 0) != 2 (dim 0)"
+    );
     let none = HashSet::new();
-    assert!(s.query(&Query { node_ids: Some(&none), ..q(&[1.0], None) }).unwrap().is_empty());
+    assert!(s
+        .query(&Query {
+            node_ids: Some(&none),
+            ..q(&[1.0], None)
+        })
+        .unwrap()
+        .is_empty());
     // delete_nodes raises before deleting anything
     assert!(s.delete_nodes(None, Some(&f)).is_err());
     assert_eq!(s.len(), 2);
@@ -276,10 +359,21 @@ fn query_errors_like_simple_vector_store() {
 #[test]
 fn zero_vectors_score_zero() {
     let mut s = VectorStore::new();
-    s.add(vec![row("z", None, None), row("a", None, None)], &[0.0, 0.0, 1.0, 1.0], 2).unwrap();
+    s.add(
+        vec![row("z", None, None), row("a", None, None)],
+        &[0.0, 0.0, 1.0, 1.0],
+        2,
+    )
+    .unwrap();
     let hits = s.query(&q(&[1.0, 0.0], None)).unwrap();
     assert_eq!(hits[0].id, "a");
-    assert_eq!(hits[1], Hit { id: "z".into(), similarity: 0.0 });
+    assert_eq!(
+        hits[1],
+        Hit {
+            id: "z".into(),
+            similarity: 0.0
+        }
+    );
     let hits = s.query(&q(&[0.0, 0.0], None)).unwrap();
     assert!(hits.iter().all(|h| h.similarity == 0.0));
 }
@@ -288,12 +382,28 @@ fn zero_vectors_score_zero() {
 /// the commit that added this test): duplicates tie, the k-th place goes by heap order.
 #[test]
 fn golden_tie_order_from_llamaindex() {
-    let vecs: [[f32; 2]; 8] = [[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]];
+    let vecs: [[f32; 2]; 8] = [
+        [1.0, 0.0],
+        [1.0, 0.0],
+        [0.0, 1.0],
+        [1.0, 0.0],
+        [1.0, 1.0],
+        [0.0, 1.0],
+        [1.0, 0.0],
+        [1.0, 1.0],
+    ];
     let names = ["n3", "n1", "n7", "n0", "n5", "n2", "n6", "n4"];
     let mut s = VectorStore::new();
     let rows = names.iter().map(|n| row(n, Some("d"), None)).collect();
     s.add(rows, &vecs.concat(), 2).unwrap();
-    let got = |k| s.query(&q(&[1.0, 0.2], k)).unwrap().into_iter().map(|h| h.id).collect::<Vec<_>>().join(",");
+    let got = |k| {
+        s.query(&q(&[1.0, 0.2], k))
+            .unwrap()
+            .into_iter()
+            .map(|h| h.id)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     assert_eq!(got(Some(1)), GOLDEN[0]);
     assert_eq!(got(Some(2)), GOLDEN[1]);
     assert_eq!(got(Some(3)), GOLDEN[2]);
@@ -378,26 +488,48 @@ fn parallel_path_matches_python_with_many_ties() {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (seed >> 33) as usize
     };
-    let protos: Vec<Vec<f32>> = (0..50).map(|_| (0..dim).map(|_| (next() % 7) as f32 - 3.0).collect()).collect();
+    let protos: Vec<Vec<f32>> = (0..50)
+        .map(|_| (0..dim).map(|_| (next() % 7) as f32 - 3.0).collect())
+        .collect();
     let mut s = VectorStore::new();
-    let rows: Vec<NewRow> = (0..n).map(|i| row(&format!("r{}", next() % 1_000_000_000 + i), None, None)).collect();
+    let rows: Vec<NewRow> = (0..n)
+        .map(|i| row(&format!("r{}", next() % 1_000_000_000 + i), None, None))
+        .collect();
     let flat: Vec<f32> = (0..n).flat_map(|_| protos[next() % protos.len()].clone()).collect();
     s.add(rows, &flat, dim).unwrap();
     let query: Vec<f64> = (0..dim).map(|i| i as f64 - 3.5).collect();
-    let pairs: Vec<(f64, String)> = s.rows().map(|r| (cos_q(r.embedding, &query), r.id.to_owned())).collect();
+    let pairs: Vec<(f64, String)> = s
+        .rows()
+        .map(|r| (cos_q(r.embedding, &query), r.id.to_owned()))
+        .collect();
     for k in [Some(1), Some(10), Some(2000), None] {
         let want = py_get_top_k(&pairs, k);
-        let got: Vec<(f64, String)> = s.query(&q(&query, k)).unwrap().into_iter().map(|h| (h.similarity, h.id)).collect();
+        let got: Vec<(f64, String)> = s
+            .query(&q(&query, k))
+            .unwrap()
+            .into_iter()
+            .map(|h| (h.similarity, h.id))
+            .collect();
         assert_eq!(got, want, "k={k:?}");
     }
     // distinct similarities: the fast path without simulation
     let mut s2 = VectorStore::new();
     let rows: Vec<NewRow> = (0..n).map(|i| row(&format!("u{i}"), None, None)).collect();
-    let flat: Vec<f32> = (0..n * dim).map(|_| (next() % 100_000) as f32 / 1000.0 - 50.0).collect();
+    let flat: Vec<f32> = (0..n * dim)
+        .map(|_| (next() % 100_000) as f32 / 1000.0 - 50.0)
+        .collect();
     s2.add(rows, &flat, dim).unwrap();
-    let pairs: Vec<(f64, String)> = s2.rows().map(|r| (cos_q(r.embedding, &query), r.id.to_owned())).collect();
+    let pairs: Vec<(f64, String)> = s2
+        .rows()
+        .map(|r| (cos_q(r.embedding, &query), r.id.to_owned()))
+        .collect();
     let want = py_get_top_k(&pairs, Some(10));
-    let got: Vec<(f64, String)> = s2.query(&q(&query, Some(10))).unwrap().into_iter().map(|h| (h.similarity, h.id)).collect();
+    let got: Vec<(f64, String)> = s2
+        .query(&q(&query, Some(10)))
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.similarity, h.id))
+        .collect();
     assert_eq!(got, want);
     // batch equals per-query
     let qs: Vec<f64> = (0..21 * dim).map(|i| ((i * 37) % 11) as f64 - 5.0).collect();
@@ -410,21 +542,76 @@ fn parallel_path_matches_python_with_many_ties() {
 /// Captured from LlamaIndex 0.14.25's `get_top_k_mmr_embeddings` on the same data.
 #[test]
 fn golden_mmr_from_llamaindex() {
-    let vecs: [[f32; 2]; 9] =
-        [[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.5, -1.0]];
+    let vecs: [[f32; 2]; 9] = [
+        [1.0, 0.0],
+        [1.0, 0.0],
+        [0.0, 1.0],
+        [1.0, 0.0],
+        [1.0, 1.0],
+        [0.0, 1.0],
+        [1.0, 0.0],
+        [1.0, 1.0],
+        [0.5, -1.0],
+    ];
     let names = ["n3", "n1", "n7", "n0", "n5", "n2", "n6", "n4", "n8"];
     let mut s = VectorStore::new();
-    s.add(names.iter().map(|n| row(n, Some("d"), None)).collect(), &vecs.concat(), 2).unwrap();
+    s.add(
+        names.iter().map(|n| row(n, Some("d"), None)).collect(),
+        &vecs.concat(),
+        2,
+    )
+    .unwrap();
     type Case<'a> = (Option<usize>, Option<f64>, &'a str, &'a [f64]);
     let cases: [Case; 5] = [
-        (Some(3), None, "n3,n7,n8", &[0.49029033784546006, 0.09805806756909201, 0.5787722983960123]),
-        (Some(5), Some(0.3), "n3,n7,n8,n2,n1", &[0.294174202707276, 0.0588348405414552, 0.7050342554375737, 0.6849338742413962, 0.294174202707276]),
-        (None, Some(0.9), "n3,n1,n0,n6,n5,n4,n8,n7,n2", &[0.8825226081218281, 0.7825226081218282, 0.7825226081218282, 0.7825226081218282, 0.6781345867854045, 0.6488452649040592, 0.26842844181458164, 0.26594724072435716, 0.07650452162436563]),
-        (Some(4), Some(0.0), "n3,n7,n8,n2", &[0.0, 0.0, 0.8944271909999159, 0.8944271909999159]),
+        (
+            Some(3),
+            None,
+            "n3,n7,n8",
+            &[0.49029033784546006, 0.09805806756909201, 0.5787722983960123],
+        ),
+        (
+            Some(5),
+            Some(0.3),
+            "n3,n7,n8,n2,n1",
+            &[
+                0.294174202707276,
+                0.0588348405414552,
+                0.7050342554375737,
+                0.6849338742413962,
+                0.294174202707276,
+            ],
+        ),
+        (
+            None,
+            Some(0.9),
+            "n3,n1,n0,n6,n5,n4,n8,n7,n2",
+            &[
+                0.8825226081218281,
+                0.7825226081218282,
+                0.7825226081218282,
+                0.7825226081218282,
+                0.6781345867854045,
+                0.6488452649040592,
+                0.26842844181458164,
+                0.26594724072435716,
+                0.07650452162436563,
+            ],
+        ),
+        (
+            Some(4),
+            Some(0.0),
+            "n3,n7,n8,n2",
+            &[0.0, 0.0, 0.8944271909999159, 0.8944271909999159],
+        ),
         (Some(2), Some(1.0), "n3,n1", &[0.9805806756909201, 0.9805806756909201]),
     ];
     for (k, thr, want_ids, want_sims) in cases {
-        let hits = s.query(&Query { mode: QueryMode::Mmr { threshold: thr }, ..q(&[1.0, 0.2], k) }).unwrap();
+        let hits = s
+            .query(&Query {
+                mode: QueryMode::Mmr { threshold: thr },
+                ..q(&[1.0, 0.2], k)
+            })
+            .unwrap();
         let got_ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
         assert_eq!(got_ids.join(","), want_ids, "k={k:?} thr={thr:?}");
         for (h, w) in hits.iter().zip(want_sims) {
@@ -446,8 +633,15 @@ fn timing_100k_x_1536() {
             ((seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
         })
         .collect();
-    let rows: Vec<NewRow> =
-        (0..n).map(|i| row(&format!("node-{i}"), Some("doc"), Some(meta(&[("i", Value::Int(i as i64))])))).collect();
+    let rows: Vec<NewRow> = (0..n)
+        .map(|i| {
+            row(
+                &format!("node-{i}"),
+                Some("doc"),
+                Some(meta(&[("i", Value::Int(i as i64))])),
+            )
+        })
+        .collect();
     let mut s = VectorStore::new();
     let t = Instant::now();
     s.add(rows, &flat, dim).unwrap();
@@ -468,10 +662,18 @@ fn timing_100k_x_1536() {
         condition: FilterCondition::And,
     };
     let t = Instant::now();
-    s.query(&Query { filters: Some(&f), ..q(&query, Some(10)) }).unwrap();
+    s.query(&Query {
+        filters: Some(&f),
+        ..q(&query, Some(10))
+    })
+    .unwrap();
     println!("top-10 query with a filter (half pass): {:?}", t.elapsed());
     let t = Instant::now();
-    s.query(&Query { mode: QueryMode::Mmr { threshold: None }, ..q(&query, Some(10)) }).unwrap();
+    s.query(&Query {
+        mode: QueryMode::Mmr { threshold: None },
+        ..q(&query, Some(10))
+    })
+    .unwrap();
     println!("MMR top-10: {:?}", t.elapsed());
     let qs: Vec<f64> = flat[..16 * dim].iter().map(|&x| f64::from(x)).collect();
     let t = Instant::now();
@@ -484,7 +686,12 @@ fn timing_100k_x_1536() {
     println!("16 single queries: {:?}", t.elapsed());
     let small = {
         let mut s = VectorStore::new();
-        s.add((0..10).map(|i| row(&format!("s{i}"), None, None)).collect(), &flat[..10 * dim], dim).unwrap();
+        s.add(
+            (0..10).map(|i| row(&format!("s{i}"), None, None)).collect(),
+            &flat[..10 * dim],
+            dim,
+        )
+        .unwrap();
         s
     };
     let t = Instant::now();
@@ -492,4 +699,123 @@ fn timing_100k_x_1536() {
         small.query(&q(&query, Some(3))).unwrap();
     }
     println!("10-row query: {:?} each", t.elapsed() / 1000);
+}
+
+// ---------- table vs a model of SimpleVectorStore's three Python dicts ----------
+
+/// A Python dict: assignment to an existing key keeps its position, deletion forgets it.
+#[derive(Default, Debug)]
+struct PyDict<T>(Vec<(String, T)>);
+
+impl<T: Clone> PyDict<T> {
+    fn set(&mut self, k: &str, v: T) {
+        match self.0.iter_mut().find(|e| e.0 == k) {
+            Some(e) => e.1 = v,
+            None => self.0.push((k.to_owned(), v)),
+        }
+    }
+    fn del(&mut self, k: &str) {
+        self.0.retain(|e| e.0 != k);
+    }
+    fn get(&self, k: &str) -> Option<&T> {
+        self.0.iter().find(|e| e.0 == k).map(|e| &e.1)
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Add(u8, Option<u8>, Option<i64>, i8),
+    Remove(u8),
+    DeleteRef(u8),
+    SetRef(u8, Option<u8>),
+    SetMeta(u8, Option<i64>),
+    DeleteNodes(Vec<u8>),
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    let id = 0u8..12;
+    let doc = 0u8..3;
+    prop_oneof![
+        4 => (id.clone(), proptest::option::of(doc.clone()), proptest::option::of(0i64..5), -3i8..3)
+            .prop_map(|(a, b, c, d)| Op::Add(a, b, c, d)),
+        2 => id.clone().prop_map(Op::Remove),
+        1 => doc.clone().prop_map(Op::DeleteRef),
+        1 => (id.clone(), proptest::option::of(doc)).prop_map(|(a, b)| Op::SetRef(a, b)),
+        1 => (id.clone(), proptest::option::of(0i64..5)).prop_map(|(a, b)| Op::SetMeta(a, b)),
+        1 => proptest::collection::vec(id, 0..6).prop_map(Op::DeleteNodes),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn prop_table_follows_python_dicts(ops in proptest::collection::vec(op_strategy(), 0..60)) {
+        let mut s = VectorStore::new();
+        let (mut emb, mut refs, mut metas) = (PyDict::<[f32; 2]>::default(), PyDict::<String>::default(), PyDict::<i64>::default());
+        for op in ops {
+            match op {
+                Op::Add(i, r, m, x) => {
+                    let id = format!("n{i}");
+                    let v = [f32::from(x), 1.0];
+                    let r = r.map(|d| format!("d{d}"));
+                    s.add(vec![row(&id, r.as_deref(), m.map(Value::Int))], &v, 2).unwrap();
+                    emb.set(&id, v);
+                    match r { Some(r) => refs.set(&id, r), None => refs.del(&id) }
+                    match m { Some(m) => metas.set(&id, m), None => metas.del(&id) }
+                }
+                Op::Remove(i) => {
+                    let id = format!("n{i}");
+                    prop_assert_eq!(s.remove(&id), emb.get(&id).is_some());
+                    emb.del(&id);
+                }
+                Op::DeleteRef(d) => {
+                    let d = format!("d{d}");
+                    s.delete_ref_doc(&d);
+                    let doomed: Vec<String> = refs.0.iter().filter(|e| e.1 == d).map(|e| e.0.clone()).collect();
+                    for id in doomed {
+                        emb.del(&id);
+                        refs.del(&id);
+                        metas.del(&id);
+                    }
+                }
+                Op::SetRef(i, r) => {
+                    let id = format!("n{i}");
+                    let r = r.map(|d| format!("d{d}"));
+                    s.set_ref_doc_id(&id, r.clone());
+                    match r { Some(r) => refs.set(&id, r), None => refs.del(&id) }
+                }
+                Op::SetMeta(i, m) => {
+                    let id = format!("n{i}");
+                    s.set_metadata(&id, m.map(Value::Int));
+                    match m { Some(m) => metas.set(&id, m), None => metas.del(&id) }
+                }
+                Op::DeleteNodes(list) => {
+                    let set: HashSet<String> = list.iter().map(|i| format!("n{i}")).collect();
+                    s.delete_nodes(Some(&set), None).unwrap();
+                    let doomed: Vec<String> = emb.0.iter().filter(|e| set.contains(&e.0)).map(|e| e.0.clone()).collect();
+                    for id in doomed {
+                        emb.del(&id);
+                        refs.del(&id);
+                        metas.del(&id);
+                    }
+                }
+            }
+            let got_rows: Vec<(String, Vec<f32>)> = s.rows().map(|r| (r.id.to_owned(), r.embedding.to_vec())).collect();
+            let want_rows: Vec<(String, Vec<f32>)> = emb.0.iter().map(|e| (e.0.clone(), e.1.to_vec())).collect();
+            prop_assert_eq!(got_rows, want_rows);
+            let got_refs: Vec<(String, String)> = s.ref_doc_entries().map(|(a, b)| (a.to_owned(), b.to_owned())).collect();
+            prop_assert_eq!(&got_refs, &refs.0);
+            let got_meta: Vec<(String, Value)> = s.metadata_entries().map(|(a, b)| (a.to_owned(), b.clone())).collect();
+            let want_meta: Vec<(String, Value)> = metas.0.iter().map(|e| (e.0.clone(), Value::Int(e.1))).collect();
+            prop_assert_eq!(got_meta, want_meta);
+            prop_assert_eq!((s.len(), s.ref_doc_len(), s.metadata_len()), (emb.0.len(), refs.0.len(), metas.0.len()));
+            for i in 0..12 {
+                let id = format!("n{i}");
+                prop_assert_eq!(s.get_ref_doc_id(&id), refs.get(&id).map(String::as_str));
+                prop_assert_eq!(s.get_metadata(&id).cloned(), metas.get(&id).map(|&m| Value::Int(m)));
+                prop_assert_eq!(s.get(&id).map(<[f32]>::to_vec), emb.get(&id).map(|v| v.to_vec()));
+            }
+        }
+    }
 }
