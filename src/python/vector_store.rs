@@ -275,14 +275,15 @@ impl PyVectorStore {
             .extract()
             .map_err(|_| PyValueError::new_err(format!("embedding of node {id:?} must be a sequence of numbers")))?;
         let data: Vec<f32> = values.iter().map(|&x| x as f32).collect();
-        let mut guard = self.inner.write();
-        let row = NewRow {
-            ref_doc_id: guard.get_ref_doc_id(&id).map(str::to_owned),
-            metadata: guard.get_metadata(&id).cloned(),
-            id,
-        };
-        let dim = data.len();
-        py.detach(|| guard.add(vec![row], &data, dim))?;
+        py.detach(|| {
+            let mut guard = self.inner.write();
+            let row = NewRow {
+                ref_doc_id: guard.get_ref_doc_id(&id).map(str::to_owned),
+                metadata: guard.get_metadata(&id).cloned(),
+                id,
+            };
+            guard.add(vec![row], &data, data.len())
+        })?;
         Ok(())
     }
 

@@ -20,6 +20,7 @@
 //! - Filters compare integers beyond i64 with floats approximately (through f64).
 
 pub mod filter;
+pub mod json_format;
 pub mod kernels;
 mod rows;
 mod search;

@@ -95,6 +95,16 @@ impl VectorStore {
     /// dim 0, a length mismatch, a dimension other than the store's (while it has rows), or a NaN /
     /// infinite component is an `InvalidValue` naming the node.
     pub fn add(&mut self, rows: Vec<NewRow>, embeddings: &[f32], dim: usize) -> StoreResult<()> {
+        self.insert(rows, embeddings, dim, false)
+    }
+
+    /// Like `add`, but accepts NaN / infinite components: a file SimpleVectorStore persisted may hold
+    /// them (`NaN`, `Infinity` tokens) and must load. Such rows score 0.0 where numpy would give NaN.
+    pub fn load_rows(&mut self, rows: Vec<NewRow>, embeddings: &[f32], dim: usize) -> StoreResult<()> {
+        self.insert(rows, embeddings, dim, true)
+    }
+
+    fn insert(&mut self, rows: Vec<NewRow>, embeddings: &[f32], dim: usize, allow_non_finite: bool) -> StoreResult<()> {
         if rows.is_empty() && embeddings.is_empty() {
             return Ok(());
         }
@@ -120,7 +130,7 @@ impl VectorStore {
                 )));
             }
         }
-        for (row, v) in rows.iter().zip(embeddings.chunks_exact(dim)) {
+        for (row, v) in rows.iter().zip(embeddings.chunks_exact(dim)).filter(|_| !allow_non_finite) {
             if let Some(pos) = v.iter().position(|x| !x.is_finite()) {
                 return Err(invalid(format!(
                     "embedding of node {:?} has a non-finite component ({} at index {pos})",
