@@ -337,3 +337,29 @@ fn parser_matches_cpython() {
         "only {accepted} accepted inputs: the generator is too noisy"
     );
 }
+
+/// The fast path of `write_f64` copies ryu's layout; these are the values where the two layouts
+/// meet or part (decimal exponents -4, -3, 16, 17), with CPython's `json.dumps` output.
+#[test]
+fn float_layout_boundaries_match_cpython() {
+    let cases: [(f64, &str); 13] = [
+        (0.0001, "0.0001"),
+        (0.00012345, "0.00012345"),
+        (9.999e-05, "9.999e-05"),
+        (1e-05, "1e-05"),
+        (0.001, "0.001"),
+        (0.000999, "0.000999"),
+        (1e16, "1e+16"),
+        (1e15, "1000000000000000.0"),
+        (123456789012345678.0, "1.2345678901234568e+17"),
+        (0.1, "0.1"),
+        (2.5, "2.5"),
+        (-0.00005, "-5e-05"),
+        (1.5e-4, "0.00015"),
+    ];
+    for (x, want) in cases {
+        let mut out = Vec::new();
+        crate::json::write_f64(&mut out, x);
+        assert_eq!(std::str::from_utf8(&out).unwrap(), want, "{x:e}");
+    }
+}

@@ -239,7 +239,18 @@ pub fn write_f64(out: &mut Vec<u8>, x: f64) {
         return;
     }
     let mut ryu_buf = ryu::Buffer::new();
-    let (digits, n, decpt) = shortest_digits(ryu_buf.format_finite(x.abs()).as_bytes());
+    let formatted = ryu_buf.format_finite(x.abs()).as_bytes();
+    // Fast path (almost every embedding value): ryu's decimal layout is Python's for decimal exponents
+    // -3..=16. It differs only in scientific notation (`1e16` vs `1e+16`) and at exponent -4, where
+    // ryu writes `0.0000123` and Python `1.23e-05`.
+    if !formatted.contains(&b'e') && !formatted.starts_with(b"0.0000") {
+        if x < 0.0 {
+            out.push(b'-');
+        }
+        out.extend_from_slice(formatted);
+        return;
+    }
+    let (digits, n, decpt) = shortest_digits(formatted);
     let digits = &digits[..n];
 
     // Python's layout (PyOS_double_to_string, 'r' mode, Py_DTSF_ADD_DOT_0): the value is
