@@ -2,6 +2,7 @@
 //! (`", "`/`": "` separators, `ensure_ascii`, float `repr`, `NaN`/`Infinity`), and readers that accept
 //! exactly what Python's `json` module accepts.
 
+mod chunked;
 mod read;
 mod value;
 mod write;
@@ -9,6 +10,7 @@ mod write;
 #[cfg(test)]
 mod tests;
 
-pub use read::{parse, Cursor, MAX_DEPTH};
+pub use chunked::ChunkedReader;
+pub use read::{parse, Cursor, CursorState, MAX_DEPTH};
 pub use value::{push_code_point, CodePoints, JStr, Object, Value};
 pub use write::{to_vec, write_f32_as_python_float, write_f64, write_i64, write_str, write_str_utf8, write_value};

@@ -58,6 +58,26 @@ pub struct Cursor<'a> {
     source_name: &'a str,
     /// Containers opened with `begin_object` / `begin_array` and not yet closed.
     open: Vec<Open>,
+    /// Offset of `bytes[0]` in the whole document (non-zero when resumed on a later chunk).
+    base: usize,
+}
+
+/// Where a `Cursor` stands (position and open containers), to resume it on another buffer that holds
+/// the same document from a later point: see `ChunkedReader`.
+#[derive(Clone, Default)]
+pub struct CursorState {
+    pos: usize,
+    open: Vec<Open>,
+}
+
+impl CursorState {
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn set_pos(&mut self, pos: usize) {
+        self.pos = pos;
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -180,17 +200,29 @@ impl<'a> Cursor<'a> {
             pos,
             source_name,
             open: Vec::new(),
+            base: 0,
         }
+    }
+
+    /// A cursor in `state` over `bytes`, where `bytes[0]` is byte `base` of the whole document.
+    pub fn resume(bytes: &'a [u8], source_name: &'a str, state: CursorState, base: usize) -> Self {
+        Cursor { bytes, pos: state.pos, source_name, open: state.open, base }
+    }
+
+    /// The position and open containers, for `resume`.
+    #[must_use]
+    pub fn state(&self) -> CursorState {
+        CursorState { pos: self.pos, open: self.open.clone() }
     }
 
     /// Byte offset of the next unread byte.
     #[must_use]
     pub fn offset(&self) -> usize {
-        self.pos
+        self.base + self.pos
     }
 
     fn error(&self, offset: usize, message: impl Into<String>) -> StoreError {
-        StoreError::json(self.source_name, offset, message)
+        StoreError::json(self.source_name, self.base + offset, message)
     }
 
     #[inline]

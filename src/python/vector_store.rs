@@ -358,8 +358,8 @@ impl PyVectorStore {
     #[staticmethod]
     fn load_json(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let store = py.detach(|| {
-            let bytes = crate::persist::read_file(&path)?;
-            json_format::from_json(&bytes, &path.display().to_string())
+            let file = std::fs::File::open(&path).map_err(|e| crate::StoreError::io(&path, e))?;
+            json_format::from_reader(file, &path.display().to_string())
         })?;
         Ok(Self::from_core(store))
     }

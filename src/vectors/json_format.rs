@@ -5,13 +5,16 @@
 //! byte-identical to SimpleVectorStore's whenever its embeddings were f32 values. Rows are formatted in
 //! parallel chunks. Reading: one streaming pass; embedding arrays go straight into the f32 block, no
 //! tree of the whole file is built. Like `SimpleVectorStoreData.from_dict`, unknown top-level keys are
-//! ignored, a null ref-doc id becomes the string "None", and a null section is empty.
+//! ignored, a null ref-doc id becomes the string "None", and a null section is empty. Files are read
+//! in blocks (`ChunkedReader`), so peak memory is the store plus one block.
 
 use rayon::prelude::*;
 
 use super::{NewRow, RowRef, VectorStore};
 use crate::error::{StoreError, StoreResult};
-use crate::json::{self, Cursor, JStr, Value};
+use std::io::Read;
+
+use crate::json::{self, ChunkedReader, JStr, Value};
 
 /// Rows per parallel formatting task.
 const ROWS_PER_TASK: usize = 256;
@@ -78,87 +81,115 @@ fn id_string(key: JStr, source_name: &str, offset: usize) -> StoreResult<String>
     }
 }
 
+enum Section {
+    Embeddings,
+    RefDocIds,
+    Metadata,
+    Skipped,
+}
+
+/// Parses SimpleVectorStore's JSON from memory.
 pub fn from_json(bytes: &[u8], source_name: &str) -> StoreResult<VectorStore> {
-    let mut cur = Cursor::new(bytes, source_name);
-    let shape_error = |offset: usize, what: &str| StoreError::json(source_name, offset, what.to_owned());
-    if !(cur.peek_byte() == Some(b'{')) {
-        return Err(shape_error(cur.offset(), "expected a JSON object with an \"embedding_dict\" key"));
-    }
-    cur.begin_object()?;
+    from_reader(bytes, source_name)
+}
+
+/// Parses SimpleVectorStore's JSON from a reader in blocks: peak memory is the store plus one block.
+pub fn from_reader<R: Read>(reader: R, source_name: &str) -> StoreResult<VectorStore> {
+    let name = source_name;
+    let shape = |offset: usize, what: String| StoreError::json(name, offset, what);
+    let mut r = ChunkedReader::new(reader, source_name);
+    r.step(|c| {
+        if c.peek_byte() != Some(b'{') {
+            return Err(shape(c.offset(), "expected a JSON object with an \"embedding_dict\" key".into()));
+        }
+        c.begin_object()
+    })?;
     let mut rows: Vec<NewRow> = Vec::new();
     let mut data: Vec<f32> = Vec::new();
     let mut dim: Option<usize> = None;
     let mut refs: Vec<(String, String)> = Vec::new();
     let mut metadata: Vec<(String, Value)> = Vec::new();
-    while let Some(section) = cur.next_key()? {
-        let section_offset = cur.offset();
-        match section.as_bytes() {
-            b"embedding_dict" if !cur.peek_null() => {
-                if !(cur.peek_byte() == Some(b'{')) {
-                    return Err(shape_error(section_offset, "\"embedding_dict\" must be an object"));
-                }
+    // One step per section header: its key, then `{` (entries follow) or a null / unknown value skipped.
+    while let Some(section) = r.step(|c| {
+        let Some(key) = c.next_key()? else { return Ok(None) };
+        let section = match key.as_bytes() {
+            b"embedding_dict" => Section::Embeddings,
+            b"text_id_to_ref_doc_id" => Section::RefDocIds,
+            b"metadata_dict" => Section::Metadata,
+            _ => Section::Skipped,
+        };
+        if matches!(section, Section::Skipped) || c.peek_null() {
+            c.skip_value()?;
+            return Ok(Some(Section::Skipped));
+        }
+        if c.peek_byte() != Some(b'{') {
+            let key = key.as_str().unwrap_or("?").to_owned();
+            return Err(shape(c.offset(), format!("\"{key}\" must be an object")));
+        }
+        c.begin_object()?;
+        Ok(Some(section))
+    })? {
+        match section {
+            Section::Embeddings => {
                 rows.clear();
                 data.clear();
-                cur.begin_object()?;
-                while let Some(key) = cur.next_key()? {
-                    let offset = cur.offset();
-                    let id = id_string(key, source_name, offset)?;
-                    if !(cur.peek_byte() == Some(b'[')) {
-                        return Err(shape_error(offset, &format!("the embedding of {id:?} must be a list of numbers")));
+                let mut row: Vec<f32> = Vec::new();
+                while let Some(id) = r.step(|c| {
+                    let Some(key) = c.next_key()? else { return Ok(None) };
+                    let offset = c.offset();
+                    let id = id_string(key, name, offset)?;
+                    if c.peek_byte() != Some(b'[') {
+                        return Err(shape(offset, format!("the embedding of {id:?} must be a list of numbers")));
                     }
-                    cur.begin_array()?;
-                    let start = data.len();
-                    while cur.next_array_item()? {
-                        data.push(cur.parse_f64()? as f32);
+                    row.clear();
+                    c.begin_array()?;
+                    while c.next_array_item()? {
+                        row.push(c.parse_f64()? as f32);
                     }
-                    let len = data.len() - start;
                     match dim {
-                        _ if len == 0 => return Err(shape_error(offset, &format!("the embedding of {id:?} is empty"))),
-                        None => dim = Some(len),
-                        Some(d) if d != len => {
-                            return Err(shape_error(
-                                offset,
-                                &format!("the embedding of {id:?} has dimension {len}, the ones before it {d}"),
-                            ))
-                        }
-                        Some(_) => {}
+                        _ if row.is_empty() => Err(shape(offset, format!("the embedding of {id:?} is empty"))),
+                        Some(d) if d != row.len() => Err(shape(
+                            offset,
+                            format!("the embedding of {id:?} has dimension {}, the ones before it {d}", row.len()),
+                        )),
+                        _ => Ok(Some(id)),
                     }
+                })? {
+                    dim = Some(row.len());
+                    data.extend_from_slice(&row);
                     rows.push(NewRow { id, ref_doc_id: None, metadata: None });
                 }
             }
-            b"text_id_to_ref_doc_id" if !cur.peek_null() => {
-                if !(cur.peek_byte() == Some(b'{')) {
-                    return Err(shape_error(section_offset, "\"text_id_to_ref_doc_id\" must be an object"));
-                }
+            Section::RefDocIds => {
                 refs.clear();
-                cur.begin_object()?;
-                while let Some(key) = cur.next_key()? {
-                    let offset = cur.offset();
-                    let id = id_string(key, source_name, offset)?;
-                    let ref_doc_id = match cur.parse_value()? {
+                while let Some(entry) = r.step(|c| {
+                    let Some(key) = c.next_key()? else { return Ok(None) };
+                    let offset = c.offset();
+                    let id = id_string(key, name, offset)?;
+                    let ref_doc_id = match c.parse_value()? {
                         Value::Null => "None".to_owned(),
-                        Value::Str(s) => id_string(s, source_name, offset)?,
-                        _ => return Err(shape_error(offset, &format!("the ref_doc_id of {id:?} must be a string"))),
+                        Value::Str(s) => id_string(s, name, offset)?,
+                        _ => return Err(shape(offset, format!("the ref_doc_id of {id:?} must be a string"))),
                     };
-                    refs.push((id, ref_doc_id));
+                    Ok(Some((id, ref_doc_id)))
+                })? {
+                    refs.push(entry);
                 }
             }
-            b"metadata_dict" if !cur.peek_null() => {
-                if !(cur.peek_byte() == Some(b'{')) {
-                    return Err(shape_error(section_offset, "\"metadata_dict\" must be an object"));
-                }
+            Section::Metadata => {
                 metadata.clear();
-                cur.begin_object()?;
-                while let Some(key) = cur.next_key()? {
-                    let offset = cur.offset();
-                    let id = id_string(key, source_name, offset)?;
-                    metadata.push((id, cur.parse_value()?));
+                while let Some(entry) = r.step(|c| {
+                    let Some(key) = c.next_key()? else { return Ok(None) };
+                    let id = id_string(key, name, c.offset())?;
+                    Ok(Some((id, c.parse_value()?)))
+                })? {
+                    metadata.push(entry);
                 }
             }
-            _ => cur.skip_value()?,
+            Section::Skipped => {}
         }
     }
-    cur.finish()?;
+    r.step(|c| c.finish())?;
     let mut store = VectorStore::new();
     if !rows.is_empty() {
         store.load_rows(rows, &data, dim.unwrap_or(0))?;

@@ -1,0 +1,181 @@
+//! `ChunkedReader`: walks a large JSON document read from a `Read` in blocks, so that peak memory is
+//! one block plus what the caller keeps, not the whole file.
+//!
+//! The caller parses in small steps (one key, one entry). A step runs on a `Cursor` over the bytes in
+//! memory; if it fails before the end of the input, the failure may be the block boundary: the consumed
+//! prefix is dropped, the next block appended and the step retried from where it started. So a step
+//! must not change anything outside the cursor before it succeeds. A step that fails with the whole
+//! rest of the input in memory is a real error, reported with its offset in the whole document.
+
+use std::io::Read;
+
+use super::read::{Cursor, CursorState};
+use crate::error::{StoreError, StoreResult};
+
+const BLOCK: usize = 8 << 20;
+
+pub struct ChunkedReader<R: Read> {
+    reader: R,
+    source_name: String,
+    buf: Vec<u8>,
+    /// Offset of `buf[0]` in the whole document.
+    base: usize,
+    state: CursorState,
+    eof: bool,
+    started: bool,
+    block: usize,
+}
+
+impl<R: Read> ChunkedReader<R> {
+    pub fn new(reader: R, source_name: impl Into<String>) -> Self {
+        ChunkedReader {
+            reader,
+            source_name: source_name.into(),
+            buf: Vec::new(),
+            base: 0,
+            state: CursorState::default(),
+            eof: false,
+            started: false,
+            block: BLOCK,
+        }
+    }
+
+    /// Sets the block size (tests use tiny blocks to put boundaries everywhere).
+    #[must_use]
+    pub fn with_block_size(mut self, block: usize) -> Self {
+        self.block = block.max(1);
+        self
+    }
+
+    /// Drops the consumed prefix and appends the next block (or everything left, if a step needs
+    /// more than a block).
+    fn refill(&mut self) -> StoreResult<()> {
+        let consumed = self.state.pos();
+        if consumed > 0 {
+            self.buf.drain(..consumed);
+            self.base += consumed;
+            self.state.set_pos(0);
+        }
+        let want = self.block.max(self.buf.len());
+        let start = self.buf.len();
+        self.buf.resize(start + want, 0);
+        let mut filled = start;
+        while filled < self.buf.len() {
+            match self.reader.read(&mut self.buf[filled..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(StoreError::io(&self.source_name, e)),
+            }
+        }
+        self.buf.truncate(filled);
+        Ok(())
+    }
+
+    /// Runs one parsing step (see the module header); `step` must be free of side effects until it
+    /// returns `Ok`.
+    pub fn step<T>(&mut self, mut step: impl FnMut(&mut Cursor<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        if !self.started {
+            self.started = true;
+            self.refill()?;
+            // A BOM only at the very start: let a fresh cursor skip it, then continue from its state.
+            let cur = Cursor::new(&self.buf, &self.source_name);
+            self.state = cur.state();
+        }
+        loop {
+            let mut cur = Cursor::resume(&self.buf, &self.source_name, self.state.clone(), self.base);
+            match step(&mut cur) {
+                Ok(value) => {
+                    self.state = cur.state();
+                    return Ok(value);
+                }
+                Err(err) if self.eof => return Err(err),
+                Err(_) => self.refill()?,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that hands out at most `n` bytes per call, to put block boundaries everywhere.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(out.len()).min(self.0.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn collect(doc: &[u8]) -> StoreResult<Vec<(String, Vec<f64>)>> {
+        let mut r = ChunkedReader::new(Trickle(doc, 3), "doc").with_block_size(4);
+        r.step(|c| c.begin_object())?;
+        let mut out = Vec::new();
+        while let Some(entry) = r.step(|c| {
+            let Some(k) = c.next_key()? else { return Ok(None) };
+            let mut row = Vec::new();
+            c.begin_array()?;
+            while c.next_array_item()? {
+                row.push(c.parse_f64()?);
+            }
+            Ok(Some((k.as_str().unwrap_or("").to_owned(), row)))
+        })? {
+            out.push(entry);
+        }
+        r.step(|c| c.finish())?;
+        Ok(out)
+    }
+
+    #[test]
+    fn entries_across_block_boundaries_parse_exactly_once() {
+        let doc = b"\xEF\xBB\xBF{\"a\": [0.125, 1e-05, 3], \"b\": [-2.5], \"c\": []}";
+        let got = collect(doc).unwrap();
+        assert_eq!(
+            got,
+            vec![("a".into(), vec![0.125, 1e-05, 3.0]), ("b".into(), vec![-2.5]), ("c".into(), vec![])]
+        );
+    }
+
+    #[test]
+    fn every_block_size_gives_the_same_entries() {
+        let doc = b"{\"id-1\": [0.5, -1.25e-07, 12], \"\\u00e9\": [1.0]}";
+        let want = vec![("id-1".into(), vec![0.5, -1.25e-07, 12.0]), ("\u{e9}".into(), vec![1.0])];
+        for block in 1..doc.len() + 2 {
+            let mut r = ChunkedReader::new(Trickle(doc, 2), "doc").with_block_size(block);
+            r.step(|c| c.begin_object()).unwrap();
+            let mut got: Vec<(String, Vec<f64>)> = Vec::new();
+            while let Some(e) = r
+                .step(|c| {
+                    let Some(k) = c.next_key()? else { return Ok(None) };
+                    let mut row = Vec::new();
+                    c.begin_array()?;
+                    while c.next_array_item()? {
+                        row.push(c.parse_f64()?);
+                    }
+                    Ok(Some((k.as_str().unwrap_or("").to_owned(), row)))
+                })
+                .unwrap()
+            {
+                got.push(e);
+            }
+            r.step(|c| c.finish()).unwrap();
+            assert_eq!(got, want, "block {block}");
+        }
+    }
+
+    #[test]
+    fn real_errors_report_their_offset_in_the_whole_document() {
+        let doc = b"{\"a\": [1.0, 2.0], \"b\": [1.0 2.0]}";
+        let err = collect(doc).unwrap_err().to_string();
+        assert!(err.contains("byte 28"), "{err}");
+        assert!(collect(b"{\"a\": [1.0").is_err());
+    }
+}
