@@ -14,6 +14,7 @@
 //!   JSON objects (a `ValueError`-mapped error naming the file otherwise).
 
 mod canonical;
+pub mod docstore;
 mod ordered;
 
 use crate::error::{StoreError, StoreResult};
