@@ -52,19 +52,27 @@ pub fn is_truthy(v: &Value) -> bool {
 
 /// `(node_ids, metadata)` of `KVDocumentStore.get_ref_doc_info(ref_doc_id)`, legacy keys included;
 /// `None` when absent or falsy.
-fn ref_doc_info(store: &mut KvStore, coll: &JStr, ref_doc_id: &JStr) -> StoreResult<Option<(Vec<JStr>, Value)>> {
+/// The third item names the stored list that LlamaIndex's `RefDocInfo.node_ids` aliases (its
+/// `get` copies only one level deep), if any.
+fn ref_doc_info(
+    store: &mut KvStore,
+    coll: &JStr,
+    ref_doc_id: &JStr,
+) -> StoreResult<Option<(Vec<JStr>, Value, Option<&'static str>)>> {
     let Some(raw) = store.get(coll, ref_doc_id) else { return Ok(None) };
     let value = parse(raw, "ref_doc_info")?;
     if !is_truthy(&value) {
         return Ok(None);
     }
     let Value::Object(obj) = value else { return Err(unsupported("ref_doc_info is not an object")) };
-    let (ids, metadata) = if obj.get("doc_ids").is_some() {
+    let (list_key, metadata) = if obj.get("doc_ids").is_some() {
         let md = obj.get("extra_info").ok_or_else(|| unsupported("legacy ref_doc_info without extra_info"))?;
-        (obj.get("doc_ids"), md.clone())
+        ("doc_ids", md.clone())
     } else {
-        (obj.get("node_ids"), obj.get("metadata").cloned().unwrap_or(Value::Object(Object::new())))
+        ("node_ids", obj.get("metadata").cloned().unwrap_or(Value::Object(Object::new())))
     };
+    let ids = obj.get(list_key);
+    let aliased = ids.is_some().then_some(list_key);
     let ids = match ids {
         None => Vec::new(),
         Some(Value::Array(items)) => items
@@ -76,7 +84,7 @@ fn ref_doc_info(store: &mut KvStore, coll: &JStr, ref_doc_id: &JStr) -> StoreRes
             .collect::<StoreResult<_>>()?,
         Some(_) => return Err(unsupported("node_ids is not a list")),
     };
-    Ok(Some((ids, metadata)))
+    Ok(Some((ids, metadata, aliased)))
 }
 
 /// `KVDocumentStore.add_documents`: prepare every pair (reading the store as it was before the call),
@@ -96,15 +104,21 @@ pub fn add_documents(
     let mut meta_pairs = Vec::with_capacity(docs.len());
     // ref doc id -> (node_ids, metadata) pairs, in first-appearance order
     let mut ref_pairs: Vec<(JStr, Vec<(Vec<JStr>, Value)>)> = Vec::new();
+    // (ref doc id, stored list key, node id): appends LlamaIndex makes to the *stored* list.
+    let mut aliased_appends: Vec<(JStr, &'static str, JStr)> = Vec::new();
     for doc in docs {
         if !allow_update && store.get(&colls.nodes, &doc.node_id).is_some() {
+            apply_aliased_appends(store, &colls.ref_doc_info, aliased_appends);
             return Err(StoreError::InvalidValue(format!(
                 "node_id {} already exists. Set allow_update to True to overwrite.",
                 String::from_utf8_lossy(doc.node_id.as_bytes())
             )));
         }
         let info = match &doc.source_id {
-            Some(src) => Some(ref_doc_info(store, &colls.ref_doc_info, src)?.unwrap_or((Vec::new(), Value::Object(Object::new())))),
+            Some(src) => Some(
+                ref_doc_info(store, &colls.ref_doc_info, src)?
+                    .unwrap_or((Vec::new(), Value::Object(Object::new()), None)),
+            ),
             None => None,
         };
         if store_text {
@@ -112,9 +126,12 @@ pub fn add_documents(
         }
         let mut meta = Object::with_capacity(2);
         meta.push_unique(JStr::new("doc_hash"), doc.doc_hash);
-        if let (Some((mut ids, mut metadata)), Some(ref_id)) = (info, doc.source_id.filter(|s| !s.is_empty())) {
+        if let (Some((mut ids, mut metadata, aliased)), Some(ref_id)) = (info, doc.source_id.filter(|s| !s.is_empty())) {
             if !ids.contains(&doc.node_id) {
                 ids.push(doc.node_id.clone());
+                if let Some(list_key) = aliased {
+                    aliased_appends.push((ref_id.clone(), list_key, doc.node_id.clone()));
+                }
             }
             if !is_truthy(&metadata) {
                 metadata = doc.metadata;
@@ -159,6 +176,21 @@ pub fn add_documents(
         store.put_value(&colls.ref_doc_info, key, &Value::Object(value));
     }
     Ok(())
+}
+
+/// When `add_documents` fails half-way, LlamaIndex has already appended the nodes it prepared to the
+/// stored `node_ids` lists (its `RefDocInfo` aliases them): reproduce those appends.
+fn apply_aliased_appends(store: &mut KvStore, coll: &JStr, appends: Vec<(JStr, &'static str, JStr)>) {
+    for (ref_id, list_key, node_id) in appends {
+        let Some(raw) = store.get(coll, &ref_id) else { continue };
+        let Ok(Value::Object(mut obj)) = parse(raw, "ref_doc_info") else { continue };
+        let Some(Value::Array(mut items)) = obj.get(list_key).cloned() else { continue };
+        if !items.iter().any(|v| matches!(v, Value::Str(s) if *s == node_id)) {
+            items.push(Value::Str(node_id));
+        }
+        obj.insert(JStr::new(list_key), Value::Array(items)); // replaces in place: key order kept
+        store.put_value(coll, ref_id, &Value::Object(obj));
+    }
 }
 
 /// The value of `field` in the object stored under `key`, without parsing the rest of the object.
