@@ -16,7 +16,8 @@ import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule  # noqa: E402
-from llama_index.core import Document  # noqa: E402
+from llama_index.core import Document, MockEmbedding  # noqa: E402
+from llama_index.core.vector_stores import SimpleVectorStore  # noqa: E402
 from llama_index.core.ingestion import DocstoreStrategy, IngestionCache, IngestionPipeline  # noqa: E402
 from llama_index.core.node_parser import SentenceSplitter  # noqa: E402
 from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode  # noqa: E402
@@ -295,6 +296,10 @@ TestDocstoreMachine.settings = settings(max_examples=40, stateful_step_count=20,
 # ---- IngestionPipeline ----
 
 
+def _chunk_id(i, doc):
+    return f"{doc.doc_id}-{i}"
+
+
 def docs_v1():
     return [
         Document(id_="d1", text="alpha beta gamma. " * 20, metadata={"v": 1}),
@@ -319,18 +324,20 @@ def test_ingestion_pipeline_strategies(strategy, tmp_path):
     outs = []
     for cls in (SimpleDocumentStore, RustDocumentStore):
         pipe = IngestionPipeline(
-            transformations=[SentenceSplitter(chunk_size=64, chunk_overlap=0)],
+            transformations=[SentenceSplitter(chunk_size=64, chunk_overlap=0, id_func=_chunk_id), MockEmbedding(embed_dim=4)],
             docstore=cls(),
             docstore_strategy=strategy,
+            vector_store=SimpleVectorStore(),
         )
         first = pipe.run(documents=docs_v1())
         second = pipe.run(documents=docs_v2())
         d = tmp_path / cls.__name__
         pipe.persist(str(d))
         loaded = IngestionPipeline(
-            transformations=[SentenceSplitter(chunk_size=64, chunk_overlap=0)],
+            transformations=[SentenceSplitter(chunk_size=64, chunk_overlap=0, id_func=_chunk_id), MockEmbedding(embed_dim=4)],
             docstore=cls(),
             docstore_strategy=strategy,
+            vector_store=SimpleVectorStore(),
         )
         loaded.load(str(d))
         third = loaded.run(documents=docs_v2())
