@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from llama_index.core import Document, StorageContext, VectorStoreIndex, load_index_from_storage  # noqa: E402
 from llama_index.core.base.embeddings.base import BaseEmbedding  # noqa: E402
-from llama_index.core.ingestion import IngestionCache, IngestionPipeline  # noqa: E402
+from llama_index.core.ingestion import DocstoreStrategy, IngestionCache, IngestionPipeline  # noqa: E402
 from llama_index.core.node_parser import SentenceSplitter  # noqa: E402
 from llama_index.core.storage.docstore import SimpleDocumentStore  # noqa: E402
 from llama_index.core.storage.index_store import SimpleIndexStore  # noqa: E402
@@ -38,7 +38,10 @@ class TableEmbedding(BaseEmbedding):
         return self.table[query]
 
     def _get_text_embedding(self, text: str) -> List[float]:
-        return self.table[text]
+        if text in self.table:
+            return self.table[text]
+        # node text with its metadata header: the chunk is the part after it
+        return next(v for k, v in self.table.items() if text.endswith(k.strip()))
 
     async def _aget_query_embedding(self, query: str) -> List[float]:
         return self.table[query]
@@ -62,7 +65,8 @@ def rag(tmp_path, name, stores):
     # chunk_size large enough that each corpus chunk stays one node (its embedding is known)
     pipe = IngestionPipeline(
         transformations=[SentenceSplitter(chunk_size=4096, id_func=lambda i, d: f"{d.doc_id}-{i}"), embed],
-        docstore=stores["docstore"]() if stores else None,
+        docstore=stores["docstore"]() if stores else SimpleDocumentStore(),
+        docstore_strategy=DocstoreStrategy.DUPLICATES_ONLY,
     )
     nodes = pipe.run(documents=docs)
     sc = (
@@ -73,6 +77,7 @@ def rag(tmp_path, name, stores):
         else StorageContext.from_defaults()
     )
     index = VectorStoreIndex(nodes[:100], storage_context=sc, embed_model=embed)
+    index.set_index_id("rag-index")  # the default id is a random uuid
     for node in nodes[100:]:
         index.insert_nodes([node])
     d = tmp_path / name
@@ -81,7 +86,7 @@ def rag(tmp_path, name, stores):
     loaded = load_index_from_storage(StorageContext.from_defaults(persist_dir=str(d)), embed_model=embed)
     retriever = loaded.as_retriever(similarity_top_k=5)
     results = [[(n.node_id, round(n.score, 6), n.get_content()) for n in retriever.retrieve(q)] for q in queries]
-    files = {p.name: p.read_bytes() for p in d.iterdir() if p.is_file() and not p.name.endswith("vector_store.json")}
+    files = {p.name: p.read_bytes() for p in d.rglob("*") if p.is_file() and not p.name.endswith("vector_store.json")}
     return results, files, loaded
 
 
