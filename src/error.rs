@@ -16,6 +16,10 @@ pub enum StoreError {
     /// comparing a string with a number, exactly where Python's comparison would raise.
     #[error("{0}")]
     Type(String),
+    /// Stored data of a shape only LlamaIndex's own Python logic handles (Python: `NotImplementedError`,
+    /// which the Python classes catch to run that logic instead).
+    #[error("{0}")]
+    Unsupported(String),
     /// Text that is not the JSON a LlamaIndex store writes (Python: `ValueError`, like `json.JSONDecodeError`).
     #[error("{source_name}: invalid JSON at byte {offset}: {message}")]
     Json { source_name: String, offset: u64, message: String },

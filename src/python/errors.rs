@@ -1,7 +1,8 @@
 //! The one mapping from core errors to the exceptions LlamaIndex's Python stores raise.
 
 use pyo3::exceptions::{
-    PyFileExistsError, PyFileNotFoundError, PyIsADirectoryError, PyKeyError, PyNotADirectoryError, PyOSError,
+    PyFileExistsError, PyFileNotFoundError, PyIsADirectoryError, PyKeyError, PyNotADirectoryError, PyNotImplementedError,
+    PyOSError,
     PyPermissionError, PyTypeError, PyValueError,
 };
 use pyo3::PyErr;
@@ -13,6 +14,7 @@ impl From<StoreError> for PyErr {
         match err {
             StoreError::KeyNotFound(key) => PyKeyError::new_err(key),
             StoreError::Type(msg) => PyTypeError::new_err(msg),
+            StoreError::Unsupported(msg) => PyNotImplementedError::new_err(msg),
             StoreError::InvalidValue(_) | StoreError::Json { .. } | StoreError::Corrupt { .. } => {
                 PyValueError::new_err(err.to_string())
             }

@@ -3,6 +3,7 @@
 mod convert;
 mod errors;
 mod filters;
+mod kv_store;
 mod vector_store;
 
 use pyo3::prelude::*;
@@ -24,6 +25,7 @@ fn simd_backend() -> &'static str {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<vector_store::PyVectorStore>()?;
+    m.add_class::<kv_store::PyKvStore>()?;
     m.add_function(wrap_pyfunction!(is_plain_json, m)?)?;
     m.add_function(wrap_pyfunction!(simd_backend, m)?)?;
     Ok(())

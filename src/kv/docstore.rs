@@ -1,0 +1,238 @@
+//! The hot paths of LlamaIndex's `KVDocumentStore` over a `KvStore`, with the same effects on the
+//! stored bytes (values, key order, collections created by lookups) as its Python logic.
+//!
+//! Shapes the Python logic handles only by accident (a `ref_doc_info` that is not an object, node ids
+//! that are not strings, ...) yield `StoreError::Unsupported` *before* anything but collection
+//! creation happened; the caller then runs LlamaIndex's own Python logic, which raises what it raises.
+
+use std::collections::HashSet;
+
+use crate::error::{StoreError, StoreResult};
+use crate::json::{parse, Cursor, JStr, Object, Value};
+
+use super::KvStore;
+
+/// The three collections of one docstore namespace.
+pub struct DocCollections {
+    pub nodes: JStr,
+    pub metadata: JStr,
+    pub ref_doc_info: JStr,
+}
+
+/// One node to add, as `KVDocumentStore._get_kv_pairs_for_insert` sees it.
+pub struct NewDoc {
+    pub node_id: JStr,
+    /// `doc_to_json(node)`, already normalized; `None` when `store_text` is false.
+    pub data: Option<Box<[u8]>>,
+    pub doc_hash: Value,
+    /// `node.source_node.node_id` when the node has a source node.
+    pub source_id: Option<JStr>,
+    /// `node.metadata or {}`.
+    pub metadata: Value,
+}
+
+fn unsupported(what: &str) -> StoreError {
+    StoreError::Unsupported(what.to_owned())
+}
+
+/// Python truthiness of a JSON value.
+#[must_use]
+pub fn is_truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Int(i) => *i != 0,
+        Value::BigInt(_) => true,
+        Value::Float(x) => *x != 0.0,
+        Value::Str(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// `(node_ids, metadata)` of `KVDocumentStore.get_ref_doc_info(ref_doc_id)`, legacy keys included;
+/// `None` when absent or falsy.
+/// The third item names the stored list that LlamaIndex's `RefDocInfo.node_ids` aliases (its
+/// `get` copies only one level deep), if any.
+fn ref_doc_info(
+    store: &mut KvStore,
+    coll: &JStr,
+    ref_doc_id: &JStr,
+) -> StoreResult<Option<(Vec<JStr>, Value, Option<&'static str>)>> {
+    let Some(raw) = store.get(coll, ref_doc_id) else { return Ok(None) };
+    let value = parse(raw, "ref_doc_info")?;
+    if !is_truthy(&value) {
+        return Ok(None);
+    }
+    let Value::Object(obj) = value else { return Err(unsupported("ref_doc_info is not an object")) };
+    let (list_key, metadata) = if obj.get("doc_ids").is_some() {
+        let md = obj.get("extra_info").ok_or_else(|| unsupported("legacy ref_doc_info without extra_info"))?;
+        ("doc_ids", md.clone())
+    } else {
+        ("node_ids", obj.get("metadata").cloned().unwrap_or(Value::Object(Object::new())))
+    };
+    let ids = obj.get(list_key);
+    let aliased = ids.is_some().then_some(list_key);
+    let ids = match ids {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::Str(s) => Ok(s.clone()),
+                _ => Err(unsupported("node id that is not a string")),
+            })
+            .collect::<StoreResult<_>>()?,
+        Some(_) => return Err(unsupported("node_ids is not a list")),
+    };
+    Ok(Some((ids, metadata, aliased)))
+}
+
+/// `KVDocumentStore.add_documents`: prepare every pair (reading the store as it was before the call),
+/// merge the ref-doc pairs per ref doc id, then put nodes, metadata and ref-doc infos in that order.
+///
+/// # Errors
+/// `InvalidValue` ("node_id ... already exists ...") when `allow_update` is false and a node exists;
+/// `Unsupported` for stored shapes only LlamaIndex's Python logic handles (see the module header).
+pub fn add_documents(
+    store: &mut KvStore,
+    colls: &DocCollections,
+    docs: Vec<NewDoc>,
+    allow_update: bool,
+    store_text: bool,
+) -> StoreResult<()> {
+    let mut node_pairs = Vec::new();
+    let mut meta_pairs = Vec::with_capacity(docs.len());
+    // ref doc id -> (node_ids, metadata) pairs, in first-appearance order
+    let mut ref_pairs: Vec<(JStr, Vec<(Vec<JStr>, Value)>)> = Vec::new();
+    // (ref doc id, stored list key, node id): appends LlamaIndex makes to the *stored* list.
+    let mut aliased_appends: Vec<(JStr, &'static str, JStr)> = Vec::new();
+    for doc in docs {
+        if !allow_update && store.get(&colls.nodes, &doc.node_id).is_some() {
+            apply_aliased_appends(store, &colls.ref_doc_info, aliased_appends);
+            return Err(StoreError::InvalidValue(format!(
+                "node_id {} already exists. Set allow_update to True to overwrite.",
+                String::from_utf8_lossy(doc.node_id.as_bytes())
+            )));
+        }
+        let info = match &doc.source_id {
+            Some(src) => Some(
+                ref_doc_info(store, &colls.ref_doc_info, src)?
+                    .unwrap_or((Vec::new(), Value::Object(Object::new()), None)),
+            ),
+            None => None,
+        };
+        if store_text {
+            node_pairs.push((doc.node_id.clone(), doc.data));
+        }
+        let mut meta = Object::with_capacity(2);
+        meta.push_unique(JStr::new("doc_hash"), doc.doc_hash);
+        if let (Some((mut ids, mut metadata, aliased)), Some(ref_id)) = (info, doc.source_id.filter(|s| !s.is_empty())) {
+            if !ids.contains(&doc.node_id) {
+                ids.push(doc.node_id.clone());
+                if let Some(list_key) = aliased {
+                    aliased_appends.push((ref_id.clone(), list_key, doc.node_id.clone()));
+                }
+            }
+            if !is_truthy(&metadata) {
+                metadata = doc.metadata;
+            }
+            if !matches!(metadata, Value::Object(_)) {
+                return Err(unsupported("ref_doc_info metadata is not a dict"));
+            }
+            meta.push_unique(JStr::new("ref_doc_id"), Value::Str(ref_id.clone()));
+            match ref_pairs.iter_mut().find(|(k, _)| *k == ref_id) {
+                Some((_, list)) => list.push((ids, metadata)),
+                None => ref_pairs.push((ref_id, vec![(ids, metadata)])),
+            }
+        }
+        meta_pairs.push((doc.node_id, Value::Object(meta)));
+    }
+    for (key, data) in node_pairs {
+        if let Some(data) = data {
+            store.put_normalized(&colls.nodes, key, data);
+        }
+    }
+    for (key, meta) in meta_pairs {
+        store.put_value(&colls.metadata, key, &meta);
+    }
+    for (key, pairs) in ref_pairs {
+        let mut merged: Vec<JStr> = Vec::new();
+        let mut seen: HashSet<JStr> = HashSet::new();
+        let mut metadata = Object::new();
+        for (ids, md) in pairs {
+            // Python: `set(nodes) - set(merged)`, then every item of `nodes` in that set (repeats too).
+            let new: Vec<JStr> = ids.into_iter().filter(|n| !seen.contains(n)).collect();
+            seen.extend(new.iter().cloned());
+            merged.extend(new);
+            if let Value::Object(md) = md {
+                for (k, v) in md.iter() {
+                    metadata.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        let mut value = Object::with_capacity(2);
+        value.push_unique(JStr::new("node_ids"), Value::Array(merged.into_iter().map(Value::Str).collect()));
+        value.push_unique(JStr::new("metadata"), Value::Object(metadata));
+        store.put_value(&colls.ref_doc_info, key, &Value::Object(value));
+    }
+    Ok(())
+}
+
+/// When `add_documents` fails half-way, LlamaIndex has already appended the nodes it prepared to the
+/// stored `node_ids` lists (its `RefDocInfo` aliases them): reproduce those appends.
+fn apply_aliased_appends(store: &mut KvStore, coll: &JStr, appends: Vec<(JStr, &'static str, JStr)>) {
+    for (ref_id, list_key, node_id) in appends {
+        let Some(raw) = store.get(coll, &ref_id) else { continue };
+        let Ok(Value::Object(mut obj)) = parse(raw, "ref_doc_info") else { continue };
+        let Some(Value::Array(mut items)) = obj.get(list_key).cloned() else { continue };
+        if !items.iter().any(|v| matches!(v, Value::Str(s) if *s == node_id)) {
+            items.push(Value::Str(node_id));
+        }
+        obj.insert(JStr::new(list_key), Value::Array(items)); // replaces in place: key order kept
+        store.put_value(coll, ref_id, &Value::Object(obj));
+    }
+}
+
+/// The value of `field` in the object stored under `key`, without parsing the rest of the object.
+/// `None` when the key is absent, `Some(None)` when the field is.
+///
+/// # Errors
+/// `Unsupported` when the stored value is not an object.
+pub fn get_field(store: &mut KvStore, coll: &JStr, key: &JStr, field: &str) -> StoreResult<Option<Option<Value>>> {
+    match store.get(coll, key) {
+        None => Ok(None),
+        Some(raw) => field_of(raw, field).map(Some),
+    }
+}
+
+fn field_of(raw: &[u8], field: &str) -> StoreResult<Option<Value>> {
+    let mut cursor = Cursor::new(raw, "stored value");
+    if cursor.peek_byte() != Some(b'{') {
+        return Err(unsupported("stored value is not an object"));
+    }
+    cursor.begin_object()?;
+    while let Some(k) = cursor.next_key()? {
+        if k.as_bytes() == field.as_bytes() {
+            return cursor.parse_value().map(Some);
+        }
+        cursor.skip_value()?;
+    }
+    Ok(None)
+}
+
+/// `(key, value[field])` for every stored object whose `field` is truthy, in collection order
+/// (`KVDocumentStore.get_all_document_hashes` before it flips them).
+///
+/// # Errors
+/// `Unsupported` when a stored value is not an object.
+pub fn truthy_fields(store: &mut KvStore, coll: &JStr, field: &str) -> StoreResult<Vec<(JStr, Value)>> {
+    let mut out = Vec::new();
+    for (key, raw) in store.collection_mut(coll).iter() {
+        if let Some(v) = field_of(raw, field)? {
+            if is_truthy(&v) {
+                out.push((key.clone(), v));
+            }
+        }
+    }
+    Ok(out)
+}

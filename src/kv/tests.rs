@@ -1,0 +1,110 @@
+use super::*;
+use crate::json::parse;
+
+fn j(s: &str) -> JStr {
+    JStr::new(s)
+}
+
+fn load(text: &str) -> KvStore {
+    KvStore::from_json(text.as_bytes(), "test.json").unwrap()
+}
+
+fn roundtrip(text: &str) -> String {
+    String::from_utf8(load(text).to_json()).unwrap()
+}
+
+#[test]
+fn dict_order_semantics() {
+    let mut m = OrderedMap::default();
+    for k in ["a", "b", "c"] {
+        m.insert(j(k), k.len());
+    }
+    m.insert(j("a"), 10); // replace keeps position
+    assert_eq!(m.keys().map(|k| k.as_str().unwrap()).collect::<String>(), "abc");
+    assert_eq!(m.remove(&j("a")), Some(10));
+    m.insert(j("a"), 1); // delete + re-add goes to the end
+    assert_eq!(m.keys().map(|k| k.as_str().unwrap()).collect::<String>(), "bca");
+    assert_eq!(m.remove(&j("zz")), None);
+    assert_eq!(m.len(), 3);
+}
+
+#[test]
+fn many_deletes_compact_and_keep_order() {
+    let mut m = OrderedMap::default();
+    for i in 0..1000 {
+        m.insert(JStr::from(format!("k{i}")), i);
+    }
+    for i in (0..1000).filter(|i| i % 3 != 0) {
+        assert_eq!(m.remove(&JStr::from(format!("k{i}"))), Some(i));
+    }
+    assert_eq!(m.values().copied().collect::<Vec<_>>(), (0..1000).filter(|i| i % 3 == 0).collect::<Vec<_>>());
+    assert_eq!(m.get(&j("k999")), Some(&999));
+    assert!(m.entries.len() < 700);
+}
+
+#[test]
+fn get_and_delete_create_the_collection() {
+    let mut s = KvStore::new();
+    assert!(s.get(&j("c1"), &j("k")).is_none());
+    assert!(!s.delete(&j("c2"), &j("k")));
+    assert_eq!(s.to_json(), b"{\"c1\": {}, \"c2\": {}}");
+}
+
+#[test]
+fn put_normalizes_like_json_dumps() {
+    let mut s = KvStore::new();
+    let v = parse(br#"{"x": 1E5, "y": "\u00e9\ud83d\ude00", "z": [1.0, -0.0, 1e-5, 1e16, NaN]}"#, "v").unwrap();
+    s.put_value(&j("data"), j("\u{e9}"), &v);
+    assert_eq!(
+        String::from_utf8(s.to_json()).unwrap(),
+        r#"{"data": {"\u00e9": {"x": 100000.0, "y": "\u00e9\ud83d\ude00", "z": [1.0, -0.0, 1e-05, 1e+16, NaN]}}}"#
+    );
+}
+
+#[test]
+fn load_keeps_normalized_text_and_rewrites_the_rest() {
+    let canonical = r#"{"a": {"k": {"t": "x\n\"\\\u0001\u007f\u00e9\ud800", "n": [1, -2, 0.5, Infinity, -Infinity, null, true, false, {}, []]}}, "b": {}}"#;
+    assert_eq!(roundtrip(canonical), canonical);
+    assert_eq!(
+        roundtrip("\u{feff}{ \"a\" :{\"k\":[1 ,2],\"k2\":\"\u{e9}\\/\\u00E9\", \"k3\": -0, \"k4\": 1E400}}"),
+        r#"{"a": {"k": [1, 2], "k2": "\u00e9/\u00e9", "k3": 0, "k4": Infinity}}"#
+    );
+}
+
+#[test]
+fn duplicate_keys_first_position_last_value() {
+    assert_eq!(roundtrip(r#"{"a": {"x": 1, "y": 2, "x": 3}, "b": {}, "a": {"z": 4}}"#), r#"{"a": {"z": 4}, "b": {}}"#);
+    assert_eq!(roundtrip(r#"{"a": {"x": {"p": 1, "q": 2, "p": 3}}}"#), r#"{"a": {"x": {"p": 3, "q": 2}}}"#);
+}
+
+#[test]
+fn is_normalized_cases() {
+    for ok in [r#"{"a": 1}"#, "[]", "{}", r#""\ud83d\ude00""#, "1.5e+16", "-0.0", "123456789012345678901234567890"] {
+        assert!(is_normalized(ok.as_bytes()), "{ok}");
+    }
+    for bad in [
+        r#"{"a":1}"#, "[1,2]", r#""\u00E9""#, r#""\/""#, r#""\u0041""#, "1E5", "-0", "1.50", "\"\u{e9}\"",
+        r#"{"a": 1, "a": 2}"#, r#"{"a": 1 }"#, "\"\x7f\"", "1e400",
+    ] {
+        assert!(!is_normalized(bad.as_bytes()), "{bad}");
+    }
+    let many: String = (0..20).map(|i| format!("\"k{}\": {i}", i % 19)).collect::<Vec<_>>().join(", ");
+    assert!(!is_normalized(format!("{{{many}}}").as_bytes()));
+}
+
+#[test]
+fn wrong_types_and_bad_json_are_errors_not_panics() {
+    for bad in ["", "[1]", "\"x\"", "{\"a\": []}", "{\"a\": 1}", "{\"a\": {\"k\": }}", "{\"a\": {", "{} x", "{\"a\": {\"k\": 1}"] {
+        let err = KvStore::from_json(bad.as_bytes(), "f.json").unwrap_err();
+        assert!(err.to_string().contains("f.json"), "{bad}: {err}");
+    }
+    let err = KvStore::from_json(b"{\"a\": []}", "f.json").unwrap_err();
+    assert!(err.to_string().contains("must be a JSON object, found list"), "{err}");
+}
+
+#[test]
+fn deep_nesting_is_accepted() {
+    let depth = 500;
+    let text = format!("{{\"c\": {{\"k\": {}{}}}}}", "[".repeat(depth), "]".repeat(depth));
+    assert_eq!(roundtrip(&text), text);
+}
