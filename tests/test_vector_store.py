@@ -1,0 +1,606 @@
+"""Differential tests: RustVectorStore against LlamaIndex's SimpleVectorStore on identical inputs."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import inspect
+import json
+import math
+import os
+import pickle
+from typing import Any, Dict, List
+
+import fsspec
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from llama_index.core.vector_stores import SimpleVectorStore
+from llama_index.core.vector_stores.simple import SimpleVectorStoreData
+from llama_index.core.vector_stores.types import (
+    BasePydanticVectorStore,
+    FilterCondition,
+    FilterOperator,
+    MetadataFilter,
+    MetadataFilters,
+    VectorStoreQuery,
+    VectorStoreQueryMode,
+    VectorStoreQueryResult,
+)
+from pydantic import BaseModel
+
+from _support import (
+    STANDIN,
+    Ours,
+    Pair,
+    _Raised,
+    assert_same_dict,
+    assert_same_exception,
+    assert_same_result,
+    f32,
+    node,
+    nodes_from_matrix,
+    ours_only,
+    outcome,
+    q,
+    rand_matrix,
+)
+
+DEFAULT = VectorStoreQueryMode.DEFAULT
+MMR = VectorStoreQueryMode.MMR
+
+
+def persisted(store: Any, path: Any, **kw: Any) -> bytes:
+    store.persist(str(path), **kw)
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def filled_pair(n: int = 40, dim: int = 8, seed: int = 0, refs: int = 5) -> tuple:
+    rng = np.random.default_rng(seed)
+    mat = rand_matrix(rng, n, dim)
+    ref_ids = [None if i % 7 == 0 else f"doc{i % refs}" for i in range(n)]
+    md = [{"i": i, "parity": "even" if i % 2 == 0 else "odd"} for i in range(n)]
+    p = Pair()
+    p.add(nodes_from_matrix(mat, refs=ref_ids, metadata=md))
+    return p, mat, rng
+
+
+# ============================================================== API surface
+
+
+def test_isinstance_of_simple_vector_store(ours):
+    assert isinstance(ours, SimpleVectorStore)
+    assert isinstance(ours, BasePydanticVectorStore)
+
+
+def test_client_and_stores_text(ours):
+    assert ours.client is None
+    assert ours.stores_text is False
+    assert ours.is_embedding_query is True
+
+
+@ours_only
+def test_class_name():
+    assert Ours.class_name() == "RustVectorStore"
+    assert Ours().class_name() == "RustVectorStore"
+
+
+def test_get_nodes_not_implemented(pair):
+    pair.add([node("a", [1.0, 0.0])])
+    for args in [(), (["a"],), (None, MetadataFilters(filters=[]))]:
+        _, e_t = outcome(pair.theirs.get_nodes, *args)
+        _, e_o = outcome(pair.ours.get_nodes, *args)
+        assert isinstance(e_t, NotImplementedError)
+        assert_same_exception(e_t, e_o)
+    _, e_t = outcome(asyncio.run, pair.theirs.aget_nodes(["a"]))
+    _, e_o = outcome(asyncio.run, pair.ours.aget_nodes(["a"]))
+    assert_same_exception(e_t, e_o)
+
+
+def _public_api() -> List[str]:
+    base = set(dir(BaseModel))
+    names = {n for n in dir(SimpleVectorStore) if not n.startswith("__") and n not in base}
+    names |= {n for n in dir(BasePydanticVectorStore) if not n.startswith("__") and n not in base}
+    names -= set(SimpleVectorStore.model_fields)  # pydantic fields, not methods
+    return sorted(names)
+
+
+# Inherited on purpose: each only calls public methods that RustVectorStore overrides.
+INHERITED_OK = {
+    "aget_nodes": "BasePydanticVectorStore.aget_nodes just calls self.get_nodes",
+    "to_json": "BaseComponent.to_json is json.dumps(self.to_dict())",
+    "from_json": "BaseComponent.from_json is cls.from_dict(json.loads(...))",
+    "custom_model_dump": "pydantic serializer hook: handler(self) + class_name(); both overridden",
+}
+
+
+@ours_only
+def test_every_public_method_is_overridden():
+    api = _public_api()
+    assert {"add", "query", "persist", "aquery", "async_add", "_data", "client"} <= set(api)
+    missing = [n for n in api if n not in Ours.__dict__ and n not in INHERITED_OK]
+    assert missing == [], f"silently inherited from SimpleVectorStore/BasePydanticVectorStore: {missing}"
+
+
+@ours_only
+def test_signatures_match():
+    def shape(obj: Any) -> list:
+        sig = inspect.signature(obj)
+        return [(p.name, p.kind, p.default) for p in sig.parameters.values()]
+
+    bad = []
+    for n in _public_api():
+        t, o = inspect.getattr_static(SimpleVectorStore, n), inspect.getattr_static(Ours, n)
+        assert type(o) is type(t), f"{n}: {type(t).__name__} vs {type(o).__name__}"
+        if isinstance(t, property):
+            continue
+        ft, fo = getattr(SimpleVectorStore, n), getattr(Ours, n)
+        if shape(ft) != shape(fo):
+            bad.append((n, shape(ft), shape(fo)))
+        if inspect.iscoroutinefunction(ft) != inspect.iscoroutinefunction(fo):
+            bad.append((n, "async", "sync"))
+    assert bad == []
+
+
+# ============================================================== add / get / delete / clear
+
+
+def test_add_returns_ids_and_get(pair):
+    rng = np.random.default_rng(1)
+    mat = rand_matrix(rng, 5, 7)
+    nodes = nodes_from_matrix(mat, refs=["d1", "d1", None, "d2", None])
+    assert pair.add(nodes) == [f"n{i}" for i in range(5)]
+    for i in range(5):
+        got_t, got_o = pair.both("get", f"n{i}")
+        assert got_o == got_t == mat[i].tolist()
+        assert all(type(x) is float for x in got_o)
+    pair.check_state()
+    assert pair.add([]) == []
+    pair.check_state()
+
+
+def test_get_missing_raises_keyerror(pair):
+    pair.add([node("a", [1.0])])
+    for key in ["missing", "", "A"]:
+        with pytest.raises(_Raised) as ei:
+            pair.both("get", key)
+        assert isinstance(ei.value.ours, KeyError)
+
+
+def test_readd_overwrites_in_place(pair):
+    pair.add([node("a", [1.0, 0.0], ref="r1"), node("b", [0.0, 1.0], ref="r1")])
+    pair.add([node("a", [0.5, 0.5], ref="r2", metadata={"x": 1})])
+    pair.check_state()  # key order in to_dict: "a" keeps its first position
+    pair.query(q([1.0, 0.0], k=None))
+    pair.add([node("c", [1.0, 1.0]), node("c", [2.0, 1.0], ref="r3")])  # duplicate within one add
+    pair.check_state()
+
+
+def test_delete_by_ref_doc_id(pair):
+    rng = np.random.default_rng(2)
+    mat = rand_matrix(rng, 12, 4)
+    refs = ["d1", None, "d2", "d1", None, "None", "d3", "d1", None, "d2", "é😀", "é😀"]
+    pair.add(nodes_from_matrix(mat, refs=refs, metadata=[{"k": i} for i in range(12)]))
+    pair.check_state()
+    for ref in ["d1", "nonexistent", "None", "é😀", "d2", "d1"]:
+        pair.both("delete", ref)
+        pair.check_state()
+        pair.query(q(mat[0].tolist(), k=None))
+    pair.both("delete", "d3")
+    pair.check_state()
+    assert pair.ours.to_dict()["embedding_dict"] == {}
+
+
+def test_delete_none_removes_parentless_nodes(pair):
+    pair.add([node("a", [1.0, 0.0]), node("b", [0.0, 1.0], ref="x"), node("c", [1.0, 1.0])])
+    assert pair.ours.to_dict()["text_id_to_ref_doc_id"] == {"a": "None", "b": "x", "c": "None"}
+    pair.both("delete", "None")
+    pair.check_state()
+    assert list(pair.ours.to_dict()["embedding_dict"]) == ["b"]
+
+
+def test_delete_nodes(pair):
+    p, mat, _ = filled_pair(30)
+    even = MetadataFilters(filters=[MetadataFilter(key="parity", value="even")])
+    small = MetadataFilters(filters=[MetadataFilter(key="i", value=10, operator=FilterOperator.LT)])
+    steps = [
+        ((["n1", "n2", "zzz"],), {}),
+        (([],), {}),
+        ((None, even), {}),
+        ((["n3", "n5", "n7", "n9", "n11", "n13"], small), {}),
+        ((), {"filters": MetadataFilters(filters=[])}),
+    ]
+    for args, kwargs in steps:
+        p.both("delete_nodes", *args, **kwargs)
+        p.check_state()
+        p.query(q(mat[3].tolist(), k=None))
+    assert p.ours.to_dict()["embedding_dict"] == {}
+
+
+def test_delete_nodes_all(pair):
+    p, _, _ = filled_pair(10)
+    p.both("delete_nodes")
+    p.check_state()
+    assert p.ours.to_dict() == {"embedding_dict": {}, "text_id_to_ref_doc_id": {}, "metadata_dict": {}}
+
+
+def test_clear(pair):
+    p, mat, _ = filled_pair(10)
+    p.both("clear")
+    p.check_state()
+    p.query(q(mat[0].tolist(), k=None))
+    p.add(nodes_from_matrix(mat[:3]))
+    p.check_state()
+    p.query(q(mat[0].tolist(), k=2))
+
+
+def test_async_variants():
+    p, mat, _ = filled_pair(20)
+    extra = nodes_from_matrix(rand_matrix(np.random.default_rng(9), 3, 8), prefix="x", refs=["r", "r", None])
+    ids_t = asyncio.run(p.theirs.async_add(extra))
+    ids_o = asyncio.run(p.ours.async_add(extra))
+    assert ids_t == ids_o == ["x0", "x1", "x2"]
+    p.check_state()
+    for kwargs in [{}, {"mmr_threshold": 0.3}]:
+        mode = MMR if kwargs else DEFAULT
+        r_t = asyncio.run(p.theirs.aquery(q(mat[1].tolist(), k=5, mode=mode), **kwargs))
+        r_o = asyncio.run(p.ours.aquery(q(mat[1].tolist(), k=5, mode=mode), **kwargs))
+        assert_same_result(r_t, r_o)
+    for store in (p.theirs, p.ours):
+        asyncio.run(store.adelete("r"))
+    p.check_state()
+    for store in (p.theirs, p.ours):
+        asyncio.run(store.adelete_nodes(["n1", "n2"]))
+    p.check_state()
+    even = MetadataFilters(filters=[MetadataFilter(key="parity", value="even")])
+    for store in (p.theirs, p.ours):
+        asyncio.run(store.adelete_nodes(filters=even))
+    p.check_state()
+    for store in (p.theirs, p.ours):
+        asyncio.run(store.aclear())
+    p.check_state()
+
+
+# ============================================================== queries: random data
+
+
+@pytest.mark.parametrize("dim", [1, 3, 97, 257, 1536])
+def test_query_default_random(dim):
+    n = 60 if dim < 1000 else 30
+    p, mat, rng = filled_pair(n, dim, seed=dim)
+    queries = rand_matrix(rng, 3, dim)
+    for qe in list(queries) + [mat[5]]:
+        for k in [None, 0, 1, 2, 7, n, n + 5]:
+            p.query(q(qe.tolist(), k=k))
+
+
+@pytest.mark.parametrize("dim", [3, 97])
+@pytest.mark.parametrize("threshold", ["absent", None, 0.0, 0.25, 0.5, 1.0])
+def test_query_mmr_random(dim, threshold):
+    p, mat, rng = filled_pair(25, dim, seed=dim + 1)
+    kwargs = {} if threshold == "absent" else {"mmr_threshold": threshold}
+    qe = rand_matrix(rng, 1, dim)[0].tolist()
+    for k in [None, 0, 1, 3, 10, 25, 40]:
+        p.query(q(qe, k=k, mode=MMR), **kwargs)
+
+
+def test_query_mmr_threshold_on_query_object_is_ignored(pair):
+    """SimpleVectorStore reads mmr_threshold from kwargs only, not from VectorStoreQuery."""
+    p, mat, _ = filled_pair(15, 5)
+    query = q(mat[0].tolist(), k=5, mode=MMR)
+    query.mmr_threshold = 0.0
+    p.query(query)
+    p.query(query, mmr_threshold=0.9)
+
+
+def test_query_node_ids_restriction_and_doc_ids_ignored():
+    p, mat, _ = filled_pair(30, 6)
+    qe = mat[2].tolist()
+    for node_ids in [["n1", "n4", "n9", "nope"], [], ["n4"], [f"n{i}" for i in range(30)], ["n3", "n3"]]:
+        for k in [None, 2, 10]:
+            p.query(q(qe, k=k, node_ids=node_ids))
+            p.query(q(qe, k=k, node_ids=node_ids, mode=MMR), mmr_threshold=0.7)
+    for doc_ids in [["doc1"], [], ["nothing"]]:
+        p.query(q(qe, k=None, doc_ids=doc_ids))
+
+
+def test_query_empty_store(pair):
+    for mode in (DEFAULT, MMR):
+        for k in [None, 0, 1, 10]:
+            res = pair.query(q([1.0, 2.0], k=k, mode=mode))
+            assert res.ids == []
+
+
+def test_query_unknown_mode_raises_value_error(pair):
+    pair.add([node("a", [1.0, 0.0])])
+    for mode in [VectorStoreQueryMode.HYBRID, VectorStoreQueryMode.SPARSE, VectorStoreQueryMode.TEXT_SEARCH]:
+        with pytest.raises(_Raised) as ei:
+            pair.both("query", q([1.0, 0.0], mode=mode))
+        assert isinstance(ei.value.ours, ValueError)
+
+
+# ============================================================== queries: the real corpus
+
+
+@pytest.fixture(scope="module")
+def corpus_pair(corpus):
+    p = Pair()
+    p.add(corpus.nodes())
+    return p
+
+
+def test_corpus_all_queries_top10(corpus, corpus_pair):
+    assert len(corpus.queries) == 40
+    for qe in corpus.query_embeddings:
+        res = corpus_pair.query(q(qe.tolist(), k=10))
+        assert len(res.ids) == 10
+
+
+def test_corpus_mmr_and_filters(corpus, corpus_pair):
+    mods = MetadataFilters(
+        filters=[
+            MetadataFilter(key="module", value=["json", "csv", "os", "pathlib"], operator=FilterOperator.IN),
+            MetadataFilter(key="n_chars", value=1000, operator=FilterOperator.GT),
+        ]
+    )
+    for qe in corpus.query_embeddings[:3]:
+        corpus_pair.query(q(qe.tolist(), k=5, mode=MMR), mmr_threshold=0.5)
+        corpus_pair.query(q(qe.tolist(), k=20, filters=mods))
+
+
+def test_corpus_persist_bytes(corpus_pair, tmp_path):
+    assert persisted(corpus_pair.ours, tmp_path / "o.json") == persisted(
+        corpus_pair.theirs, tmp_path / "t.json"
+    )
+
+
+# ============================================================== ties
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ties_duplicate_vectors(seed):
+    rng = np.random.default_rng(100 + seed)
+    dim = 4
+    distinct = rand_matrix(rng, 3, dim)
+    n = 30
+    rows = distinct[rng.integers(0, 3, n)]
+    ids = [f"id{int(x):03d}" for x in rng.permutation(1000)[:n]]  # random, not sorted, order
+    p = Pair()
+    p.add([node(ids[i], rows[i].tolist()) for i in range(n)])
+    for qe in [distinct[0], distinct[1], rand_matrix(rng, 1, dim)[0]]:
+        for k in list(range(1, n + 2)) + [None, 0]:
+            p.query(q(qe.tolist(), k=k))
+        for k in [1, 3, 10, None]:
+            p.query(q(qe.tolist(), k=k, mode=MMR), mmr_threshold=0.5)
+            p.query(q(qe.tolist(), k=k, mode=MMR), mmr_threshold=1.0)
+
+
+def test_ties_all_identical():
+    p = Pair()
+    ids = ["m", "c", "x", "a", "q", "b", "z", "k"]
+    p.add([node(i, [0.5, 0.25, 1.0]) for i in ids])
+    for k in list(range(1, 10)) + [None]:
+        p.query(q([1.0, 1.0, 1.0], k=k))
+
+
+# ============================================================== filters
+
+FILTER_ROWS: List[Dict[str, Any]] = [
+    {"s": "apple", "i": 1, "f": 1.5, "b": True, "n": None, "l": ["x", "y"], "li": [1, 2], "mixed": "a"},
+    {"s": "Banana", "i": 2, "f": -0.5, "b": False, "l": [], "li": [3], "mixed": 5},
+    {"s": "", "i": 3, "f": 2.0, "l": ["y"], "li": []},
+    {"s": "cherry pie", "i": 10, "f": 0.0, "b": True},
+    {"s": "APPLE", "i": -4, "f": 1e20, "l": ["x"], "mixed": 2.5},
+    {},
+    {"s": "ñandú 😀", "i": 2**40, "f": 3.25, "l": ["😀", "x"]},
+    {"s": "apple", "i": 1, "f": 1.0, "li": [1]},
+]
+FILTER_KEYS = ["s", "i", "f", "b", "n", "l", "li", "mixed", "missing", "ref_doc_id", "_node_type"]
+FILTER_VALUES: List[Any] = [
+    "apple", "a", "APP", "", "x", 1, 2, 0, 10, -4, 1.5, 0.0, 1e20,
+    ["x"], ["apple", "cherry pie"], ["x", "y"], [1, 3], [1.5, 2.0], [], None, "doc1",
+]
+
+
+@pytest.fixture(scope="module")
+def filter_pair():
+    rng = np.random.default_rng(7)
+    mat = rand_matrix(rng, len(FILTER_ROWS), 5)
+    refs = ["doc1", None, "doc2", "doc1", None, "doc3", "doc1", "doc2"]
+    p = Pair()
+    p.add(nodes_from_matrix(mat, refs=refs, metadata=FILTER_ROWS))
+    return p, rng.standard_normal(5).astype(np.float32).tolist()
+
+
+def _compare_query(p: Pair, query: VectorStoreQuery, **kwargs: Any) -> str:
+    """Returns '' if same, else a description of the difference."""
+    r_t, e_t = outcome(p.theirs.query, query, **kwargs)
+    r_o, e_o = outcome(p.ours.query, query, **kwargs)
+    try:
+        assert_same_exception(e_t, e_o)
+        if e_t is None:
+            assert_same_result(r_t, r_o)
+    except AssertionError as err:
+        return str(err).splitlines()[0]
+    return ""
+
+
+@pytest.mark.parametrize("op", [o for o in FilterOperator], ids=lambda o: o.name)
+def test_filter_operator(filter_pair, op):
+    p, qe = filter_pair
+    failures = []
+    raised = matched = 0
+    for key in FILTER_KEYS:
+        for value in FILTER_VALUES:
+            try:
+                f = MetadataFilter(key=key, value=value, operator=op)
+            except Exception:  # noqa: BLE001 - value not accepted by pydantic for this filter
+                continue
+            filters = MetadataFilters(filters=[f])
+            diff = _compare_query(p, q(qe, k=None, filters=filters))
+            if diff:
+                failures.append(f"{key} {op.name} {value!r}: {diff}")
+            r, e = outcome(p.theirs.query, q(qe, k=None, filters=filters))
+            raised += e is not None
+            matched += bool(e is None and r.ids)
+    assert failures == [], "\n".join(failures[:30])
+    assert matched > 0  # the grid exercises something for every operator
+
+
+@pytest.mark.parametrize("cond", list(FilterCondition), ids=lambda c: c.name)
+def test_filter_conditions(filter_pair, cond):
+    p, qe = filter_pair
+    F = FilterOperator
+    combos = [
+        [MetadataFilter(key="s", value="apple"), MetadataFilter(key="i", value=1)],
+        [MetadataFilter(key="i", value=2, operator=F.GT), MetadataFilter(key="b", value=1, operator=F.EQ)],
+        [MetadataFilter(key="missing", value="z", operator=F.NE), MetadataFilter(key="l", value="x", operator=F.CONTAINS)],
+        [MetadataFilter(key="n", value=None, operator=F.IS_EMPTY)],
+        [MetadataFilter(key="s", value="APP", operator=F.TEXT_MATCH_INSENSITIVE), MetadataFilter(key="f", value=1.0, operator=F.GTE), MetadataFilter(key="li", value=[1], operator=F.ANY)],
+        [MetadataFilter(key="ref_doc_id", value=["doc1", "None"], operator=F.IN)],
+        # a type error in a later filter raises even if an earlier one already failed: no short circuit
+        [MetadataFilter(key="s", value="zzz"), MetadataFilter(key="s", value=1, operator=F.GT)],
+        [MetadataFilter(key="mixed", value=1, operator=F.GT)],
+    ]
+    failures = []
+    for filters in combos:
+        mf = MetadataFilters(filters=filters, condition=cond)
+        for k in [None, 3]:
+            diff = _compare_query(p, q(qe, k=k, filters=mf))
+            if diff:
+                failures.append(f"{cond.name} {filters}: {diff}")
+        diff = _compare_query(p, q(qe, k=3, filters=mf, mode=MMR), mmr_threshold=0.4)
+        if diff:
+            failures.append(f"MMR {cond.name} {filters}: {diff}")
+    assert failures == [], "\n".join(failures)
+
+
+def test_filter_type_mismatch_same_exception_and_message(filter_pair):
+    p, qe = filter_pair
+    cases = [
+        MetadataFilter(key="s", value=1, operator=FilterOperator.GT),  # "apple" > 1
+        MetadataFilter(key="i", value="a", operator=FilterOperator.LTE),
+        MetadataFilter(key="mixed", value="a", operator=FilterOperator.GTE),
+        MetadataFilter(key="i", value="a", operator=FilterOperator.IN),  # 1 in "a"
+        MetadataFilter(key="i", value=1, operator=FilterOperator.CONTAINS),  # 1 in 1
+        MetadataFilter(key="i", value="a", operator=FilterOperator.TEXT_MATCH),
+        MetadataFilter(key="l", value="x", operator=FilterOperator.TEXT_MATCH_INSENSITIVE),
+        MetadataFilter(key="i", value=[1], operator=FilterOperator.ANY),
+    ]
+    for f in cases:
+        query = q(qe, k=None, filters=MetadataFilters(filters=[f]))
+        _, e_t = outcome(p.theirs.query, query)
+        _, e_o = outcome(p.ours.query, query)
+        assert isinstance(e_t, TypeError), f
+        assert_same_exception(e_t, e_o)
+
+
+def test_filter_empty_list_and_none(filter_pair):
+    p, qe = filter_pair
+    for cond in list(FilterCondition) + [None]:
+        p.query(q(qe, k=None, filters=MetadataFilters(filters=[], condition=cond)))
+
+
+def test_delete_nodes_with_filters_differential(filter_pair):
+    base_t, base_o = filter_pair[0].theirs, filter_pair[0].ours
+    F = FilterOperator
+    for f in [
+        MetadataFilter(key="s", value="apple"),
+        MetadataFilter(key="missing", value="q", operator=F.NIN),
+        MetadataFilter(key="i", value=2, operator=F.GTE),
+        MetadataFilter(key="s", value=1, operator=F.GT),  # raises TypeError in both
+    ]:
+        p = Pair(SimpleVectorStore.from_dict(base_t.to_dict()), Ours.from_dict(base_o.to_dict()))
+        _, e_t = outcome(p.theirs.delete_nodes, filters=MetadataFilters(filters=[f]))
+        _, e_o = outcome(p.ours.delete_nodes, filters=MetadataFilters(filters=[f]))
+        assert_same_exception(e_t, e_o)
+        p.check_state()
+
+
+filter_strategy = st.builds(
+    lambda key, op, value: (key, op, value),
+    st.sampled_from(FILTER_KEYS),
+    st.sampled_from(list(FilterOperator)),
+    st.sampled_from(FILTER_VALUES),
+)
+
+
+@given(
+    specs=st.lists(filter_strategy, min_size=0, max_size=4),
+    cond=st.sampled_from(list(FilterCondition)),
+    k=st.sampled_from([None, 0, 1, 3, 100]),
+    mode=st.sampled_from([DEFAULT, MMR]),
+)
+def test_filters_random(filter_pair, specs, cond, k, mode):
+    p, qe = filter_pair
+    filters = []
+    for key, op, value in specs:
+        try:
+            filters.append(MetadataFilter(key=key, value=value, operator=op))
+        except Exception:  # noqa: BLE001
+            pass
+    mf = MetadataFilters(filters=filters, condition=cond)
+    assert _compare_query(p, q(qe, k=k, filters=mf, mode=mode)) == ""
+
+
+def _no_metadata_file(tmp_path) -> str:
+    path = tmp_path / "nometa.json"
+    path.write_text(
+        json.dumps({"embedding_dict": {"a": [1.0, 0.0], "b": [0.0, 1.0]}, "text_id_to_ref_doc_id": {"a": "x", "b": "None"}})
+    )
+    return str(path)
+
+
+def test_filter_on_store_without_metadata(tmp_path):
+    path = _no_metadata_file(tmp_path)
+    p = Pair(SimpleVectorStore.from_persist_path(path), Ours.from_persist_path(path))
+    p.check_state()
+    for filters in [
+        MetadataFilters(filters=[MetadataFilter(key="x", value=1)]),
+        MetadataFilters(filters=[]),
+    ]:
+        _, e_t = outcome(p.theirs.query, q([1.0, 0.0], filters=filters))
+        _, e_o = outcome(p.ours.query, q([1.0, 0.0], filters=filters))
+        assert isinstance(e_t, ValueError)
+        assert_same_exception(e_t, e_o)
+    p.query(q([1.0, 0.0], k=None))  # no filters: fine
+    # no rows at all: no error
+    p2 = Pair()
+    p2.query(q([1.0, 0.0], filters=MetadataFilters(filters=[MetadataFilter(key="x", value=1)])))
+
+
+@ours_only
+def test_nested_filters_supported(filter_pair):
+    """Documented extension: SimpleVectorStore raises "Nested MetadataFilters are not supported."."""
+    p, qe = filter_pair
+    inner = MetadataFilters(
+        filters=[MetadataFilter(key="s", value="apple"), MetadataFilter(key="i", value=3, operator=FilterOperator.GTE)],
+        condition=FilterCondition.OR,
+    )
+    outer = MetadataFilters(
+        filters=[MetadataFilter(key="f", value=0.0, operator=FilterOperator.GTE), inner],
+        condition=FilterCondition.AND,
+    )
+    with pytest.raises(ValueError, match="Nested MetadataFilters are not supported"):
+        p.theirs.query(q(qe, k=None, filters=outer))
+    res = p.ours.query(q(qe, k=None, filters=outer))
+    expected = {
+        f"n{i}"
+        for i, md in enumerate(FILTER_ROWS)
+        if md.get("f") is not None and md["f"] >= 0.0
+        and ((md.get("s") == "apple") or (md.get("i") is not None and md["i"] >= 3))
+    }
+    assert set(res.ids) == expected and expected
+    not_inner = MetadataFilters(filters=[inner], condition=FilterCondition.NOT)
+    res = p.ours.query(q(qe, k=None, filters=not_inner))
+    assert set(res.ids) == {f"n{i}" for i in range(len(FILTER_ROWS))} - {
+        f"n{i}" for i, md in enumerate(FILTER_ROWS)
+        if md.get("s") == "apple" or (md.get("i") is not None and md["i"] >= 3)
+    }
+    # the same rows as the flat, oracle-evaluated equivalent, with the same scores
+    flat = p.theirs.query(q(qe, k=None))
+    sims = dict(zip(flat.ids, flat.similarities))
+    for i, s in zip(res.ids, res.similarities):
+        assert abs(sims[i] - s) <= 1e-6
