@@ -36,26 +36,14 @@ ours_only = pytest.mark.skipif(
 )
 
 if STANDIN:
+    _STANDIN_LOCK = threading.RLock()
 
     class StandInVectorStore(SimpleVectorStore):
         """The oracle in disguise, with the extensions implemented on top of it and a lock so the
         thread tests are meaningful (SimpleVectorStore is not thread-safe)."""
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            object.__setattr__(self, "_standin_lock", threading.RLock())
-
         def _lock(self) -> threading.RLock:
-            lock = self.__dict__.get("_standin_lock")
-            if lock is None:
-                lock = threading.RLock()
-                object.__setattr__(self, "_standin_lock", lock)
-            return lock
-
-        def __getstate__(self) -> Dict[str, Any]:
-            state = super().__getstate__()
-            state["__dict__"] = {k: v for k, v in state["__dict__"].items() if k != "_standin_lock"}
-            return state
+            return _STANDIN_LOCK  # module-level: keeps the stand-in picklable and deep-copyable
 
         def add(self, nodes: Sequence[Any], **kw: Any) -> List[str]:
             with self._lock():
@@ -98,6 +86,8 @@ if STANDIN:
             ids = list(ids)
             refs = list(ref_doc_ids) if ref_doc_ids is not None else ["None"] * len(ids)
             mds = list(metadata) if metadata is not None else [{}] * len(ids)
+            if len(refs) != len(ids) or len(mds) != len(ids):
+                raise ValueError("ids, ref_doc_ids and metadata must have the same length")
             with self._lock():
                 for i, e, r, m in zip(ids, np.asarray(embeddings).tolist(), refs, mds):
                     self.data.embedding_dict[i] = [float(x) for x in e]

@@ -604,3 +604,458 @@ def test_nested_filters_supported(filter_pair):
     sims = dict(zip(flat.ids, flat.similarities))
     for i, s in zip(res.ids, res.similarities):
         assert abs(sims[i] - s) <= 1e-6
+
+
+# ============================================================== persistence
+
+EXOTIC_METADATA: List[Dict[str, Any]] = [
+    {"ключ": "значение 😀", "emoji": "👩‍👩‍👧", "ctrl": "tab\tnl\n\"q\" \\ \x01 \u2028"},
+    {"nested": {"a": [1, {"b": None, "c": [True, False]}], "t": True}, "empty": {}, "el": []},
+    {"big": 2**70, "neg": -(2**63), "tiny": 5e-324, "huge": 1.7976931348623157e308, "f": 0.1, "negzero": -0.0},
+    {"nan": float("nan"), "inf": float("inf"), "ninf": float("-inf")},
+    {"int": 3, "float": 3.0, "bool": True, "none": None, "str": "3"},
+    {},
+]
+
+
+def exotic_pair() -> Pair:
+    rng = np.random.default_rng(11)
+    ids = ["plain", "ñandú-😀-中文", "id with \"quotes\" and \\", "\u00e9", "𝔘𝔫𝔦", "last"]
+    refs = ["réf-😀", None, "None", "r", "réf-😀", "中"]
+    mat = rand_matrix(rng, len(ids), 6)
+    mat[0, 0] = np.float32(1e-45)  # subnormal float32
+    mat[1, :] = np.float32(1.0)
+    mat[2, 1] = np.float32(-0.0)
+    mat[3, 2] = np.float32(3.4028235e38)
+    p = Pair()
+    p.add([node(ids[i], mat[i].tolist(), ref=refs[i], metadata=EXOTIC_METADATA[i]) for i in range(len(ids))])
+    return p
+
+
+def test_persist_bytes_identical_exotic(tmp_path):
+    p = exotic_pair()
+    p.check_state()
+    assert persisted(p.ours, tmp_path / "o" / "vs.json") == persisted(p.theirs, tmp_path / "t" / "vs.json")
+
+
+def test_persist_default_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    p, _, _ = filled_pair(5)
+    p.ours.persist()
+    ours_bytes = (tmp_path / "storage" / "vector_store.json").read_bytes()
+    p.theirs.persist()
+    assert (tmp_path / "storage" / "vector_store.json").read_bytes() == ours_bytes
+
+
+def test_their_file_to_ours_and_back(tmp_path):
+    p = exotic_pair()
+    theirs_file = tmp_path / "theirs.json"
+    original = persisted(p.theirs, theirs_file)
+    loaded = Ours.from_persist_path(str(theirs_file))
+    assert isinstance(loaded, Ours)
+    assert_same_dict(p.theirs.to_dict(), loaded.to_dict())
+    assert persisted(loaded, tmp_path / "again.json") == original
+    # ours -> their loader
+    back = SimpleVectorStore.from_persist_path(str(tmp_path / "again.json"))
+    assert_same_dict(back.to_dict(), loaded.to_dict())
+    assert persisted(back, tmp_path / "back.json") == original
+    for qe in [[1.0] * 6, [0.5, -1.0, 2.0, 0.0, 1.0, 1.0]]:
+        assert_same_result(back.query(q(qe, k=None)), loaded.query(q(qe, k=None)))
+
+
+def test_from_persist_dir_and_namespaces(tmp_path):
+    p, mat, _ = filled_pair(12)
+    d = tmp_path / "store"
+    p.theirs.persist(str(d / "default__vector_store.json"))
+    other = Pair()
+    other.add(nodes_from_matrix(mat[:4], prefix="img"))
+    other.theirs.persist(str(d / "image__vector_store.json"))
+
+    t = SimpleVectorStore.from_persist_dir(str(d))
+    o = Ours.from_persist_dir(str(d))
+    assert isinstance(o, Ours)
+    assert_same_dict(t.to_dict(), o.to_dict())
+    o_img = Ours.from_persist_dir(str(d), namespace="image")
+    assert_same_dict(other.theirs.to_dict(), o_img.to_dict())
+
+    all_t = SimpleVectorStore.from_namespaced_persist_dir(str(d))
+    all_o = Ours.from_namespaced_persist_dir(str(d))
+    assert sorted(all_t) == sorted(all_o) == ["default", "image"]
+    for ns in all_t:
+        assert isinstance(all_o[ns], Ours)
+        assert_same_dict(all_t[ns].to_dict(), all_o[ns].to_dict())
+
+    _, e_t = outcome(SimpleVectorStore.from_persist_dir, str(d), namespace="nope")
+    _, e_o = outcome(Ours.from_persist_dir, str(d), namespace="nope")
+    assert isinstance(e_t, ValueError)
+    assert_same_exception(e_t, e_o)
+
+
+def test_namespaced_persist_dir_legacy_name(tmp_path):
+    p, _, _ = filled_pair(6)
+    # the legacy name alone: SimpleVectorStore looks for default__vector_store.json and fails
+    d1 = tmp_path / "legacy_only"
+    p.theirs.persist(str(d1 / "vector_store.json"))
+    _, e_t = outcome(SimpleVectorStore.from_namespaced_persist_dir, str(d1))
+    _, e_o = outcome(Ours.from_namespaced_persist_dir, str(d1))
+    assert isinstance(e_t, ValueError)
+    assert_same_exception(e_t, e_o)
+    # legacy name next to a default one: maps to "default"
+    d2 = tmp_path / "legacy_and_default"
+    p.theirs.persist(str(d2 / "vector_store.json"))
+    p.theirs.persist(str(d2 / "default__vector_store.json"))
+    all_t = SimpleVectorStore.from_namespaced_persist_dir(str(d2))
+    all_o = Ours.from_namespaced_persist_dir(str(d2))
+    assert list(all_t) == list(all_o) == ["default"]
+    assert_same_dict(all_t["default"].to_dict(), all_o["default"].to_dict())
+    # a missing directory: listdir fails, falls back, raises ValueError in both
+    _, e_t = outcome(SimpleVectorStore.from_namespaced_persist_dir, str(tmp_path / "nope"))
+    _, e_o = outcome(Ours.from_namespaced_persist_dir, str(tmp_path / "nope"))
+    assert_same_exception(e_t, e_o)
+
+
+def test_to_dict_from_dict_roundtrip():
+    p = exotic_pair()
+    d_t, d_o = p.theirs.to_dict(), p.ours.to_dict()
+    assert_same_dict(d_t, d_o)
+    assert set(d_o) == {"embedding_dict", "text_id_to_ref_doc_id", "metadata_dict"}
+    o2 = Ours.from_dict(d_t)
+    assert isinstance(o2, Ours)
+    assert_same_dict(d_t, o2.to_dict())
+    t2 = SimpleVectorStore.from_dict(d_o)
+    assert_same_dict(d_t, t2.to_dict())
+    # from_dict does not keep a reference to the caller's dict
+    d_t["embedding_dict"]["plain"] = [9.0] * 6
+    assert o2.to_dict()["embedding_dict"]["plain"] != [9.0] * 6
+
+
+def test_to_json_from_json():
+    p = exotic_pair()
+    s_t, s_o = p.theirs.to_json(), p.ours.to_json()
+    assert s_o == s_t
+    o2 = Ours.from_json(s_t)
+    assert isinstance(o2, Ours)
+    assert_same_dict(p.theirs.to_dict(), o2.to_dict())
+
+
+def test_constructor_with_data():
+    p = exotic_pair()
+    data = SimpleVectorStoreData.from_dict(p.theirs.to_dict())
+    o = Ours(data=data)
+    assert_same_dict(p.theirs.to_dict(), o.to_dict())
+    o2 = Ours(data)
+    assert_same_dict(p.theirs.to_dict(), o2.to_dict())
+
+
+HAND_WRITTEN = (
+    "\ufeff"  # UTF-8 byte order mark: Python's json.load(bytes) accepts it
+    '{ "embedding_dict" : {\n'
+    '    "a": [0.5, -2.0, 1.0000000116860974e-07],\n'
+    '    "\\ud83d\\ude00 \\u00e9\\u4e2d": [0.25 , 1e0, -0.0],\n'
+    '    "c": [1.5E+2, 3.0, 0.10000000149011612]\n'
+    "  },\n"
+    '  "text_id_to_ref_doc_id": {"a": "None", "\\ud83d\\ude00 \\u00e9\\u4e2d": "r\\u00e9f", "c": "x"},\n'
+    '  "metadata_dict": {\n'
+    '    "a": {"x": NaN, "y": Infinity, "z": -Infinity, "s": "\\u00e9\\ud83d\\ude00\\n\\"", "big": 123456789012345678901234567890},\n'
+    '    "\\ud83d\\ude00 \\u00e9\\u4e2d": {"nested": {"l": [1, 2.5, null, true, false, "\\/"]}},\n'
+    '    "c": {}\n'
+    "  }\n"
+    "}\n"
+)
+
+
+def test_hand_written_file(tmp_path):
+    path = tmp_path / "hand.json"
+    path.write_bytes(HAND_WRITTEN.encode("utf-8"))
+    t = SimpleVectorStore.from_persist_path(str(path))
+    o = Ours.from_persist_path(str(path))
+    assert_same_dict(t.to_dict(), o.to_dict())
+    assert persisted(o, tmp_path / "o.json") == persisted(t, tmp_path / "t.json")
+    for qe in [[1.0, 0.0, 0.0], [0.1, 0.2, -0.3]]:
+        assert_same_result(t.query(q(qe, k=None)), o.query(q(qe, k=None)))
+
+
+def test_file_without_metadata_dict(tmp_path):
+    path = _no_metadata_file(tmp_path)
+    t, o = SimpleVectorStore.from_persist_path(path), Ours.from_persist_path(path)
+    assert_same_dict(t.to_dict(), o.to_dict())
+    assert persisted(o, tmp_path / "o.json") == persisted(t, tmp_path / "t.json")
+    p = Pair(t, o)
+    p.add([node("new", [1.0, 1.0], metadata={"k": 1})])
+    p.check_state()
+    # metadata_dict is no longer empty, but rows "a" and "b" have none: the oracle's lookup raises
+    filters = MetadataFilters(filters=[MetadataFilter(key="k", value=1)])
+    r_t, e_t = outcome(p.theirs.query, q([1.0, 0.0], k=None, filters=filters))
+    r_o, e_o = outcome(p.ours.query, q([1.0, 0.0], k=None, filters=filters))
+    assert isinstance(e_t, KeyError)
+    assert_same_exception(e_t, e_o)
+
+
+def test_file_with_int_embeddings(tmp_path):
+    """Ints where floats are expected (e.g. a file written by another tool)."""
+    path = tmp_path / "ints.json"
+    path.write_text(
+        '{"embedding_dict": {"a": [1, 0, -2], "b": [0.5, 2, 3]}, '
+        '"text_id_to_ref_doc_id": {"a": "None", "b": "d"}, "metadata_dict": {"a": {}, "b": {"n": 1}}}'
+    )
+    t, o = SimpleVectorStore.from_persist_path(str(path)), Ours.from_persist_path(str(path))
+    assert o.to_dict() == t.to_dict()
+    assert_same_result(t.query(q([1.0, 1.0, 1.0], k=None)), o.query(q([1.0, 1.0, 1.0], k=None)))
+    assert persisted(o, tmp_path / "o.json") == persisted(t, tmp_path / "t.json")
+
+
+def test_file_with_nan_embedding_tokens(tmp_path):
+    """SimpleVectorStore accepts NaN components, so files with NaN/Infinity embeddings exist."""
+    path = tmp_path / "nanemb.json"
+    path.write_text(
+        '{"embedding_dict": {"a": [NaN, 1.0], "b": [Infinity, -Infinity], "c": [1.0, 0.5]}, '
+        '"text_id_to_ref_doc_id": {"a": "None", "b": "None", "c": "None"}, "metadata_dict": {}}'
+    )
+    t, o = SimpleVectorStore.from_persist_path(str(path)), Ours.from_persist_path(str(path))
+    assert_same_dict(t.to_dict(), o.to_dict())
+    assert persisted(o, tmp_path / "o.json") == persisted(t, tmp_path / "t.json")
+
+
+def test_fsspec_memory_filesystem():
+    fs = fsspec.filesystem("memory")
+    p = exotic_pair()
+    p.theirs.persist("/lirs-t/vs.json", fs=fs)
+    p.ours.persist("/lirs-o/vs.json", fs=fs)
+    try:
+        assert fs.cat("/lirs-o/vs.json") == fs.cat("/lirs-t/vs.json")
+        o = Ours.from_persist_path("/lirs-t/vs.json", fs=fs)
+        assert isinstance(o, Ours)
+        assert_same_dict(p.theirs.to_dict(), o.to_dict())
+        t = SimpleVectorStore.from_persist_path("/lirs-o/vs.json", fs=fs)
+        assert_same_dict(p.theirs.to_dict(), t.to_dict())
+        # constructor fs= is used by persist() without fs
+        o2 = Ours(fs=fs)
+        o2.add([node("a", [1.0, 2.0])])
+        o2.persist("/lirs-o2/vs.json")
+        t2 = SimpleVectorStore(fs=fs)
+        t2.add([node("a", [1.0, 2.0])])
+        t2.persist("/lirs-t2/vs.json")
+        assert fs.cat("/lirs-o2/vs.json") == fs.cat("/lirs-t2/vs.json")
+        # from_persist_dir with fs uses concat_dirs
+        fs.pipe("/lirs-d/default__vector_store.json", fs.cat("/lirs-t/vs.json"))
+        o3 = Ours.from_persist_dir("/lirs-d", fs=fs)
+        assert_same_dict(p.theirs.to_dict(), o3.to_dict())
+        _, e_t = outcome(SimpleVectorStore.from_persist_path, "/lirs-none/x.json", fs=fs)
+        _, e_o = outcome(Ours.from_persist_path, "/lirs-none/x.json", fs=fs)
+        assert_same_exception(e_t, e_o)
+    finally:
+        for d in ["/lirs-t", "/lirs-o", "/lirs-o2", "/lirs-t2", "/lirs-d"]:
+            if fs.exists(d):
+                fs.rm(d, recursive=True)
+
+
+# ============================================================== .data / ._data live view
+
+
+@pytest.mark.parametrize("attr", ["data", "_data"])
+def test_data_live_view(attr):
+    p, mat, _ = filled_pair(8, 4)
+    views = [getattr(s, attr) for s in (p.theirs, p.ours)]
+    for name in ["embedding_dict", "text_id_to_ref_doc_id", "metadata_dict"]:
+        m_t, m_o = (getattr(v, name) for v in views)
+        assert len(m_o) == len(m_t)
+        assert list(m_o) == list(m_t)
+        assert [m_o[k] for k in m_o] == [m_t[k] for k in m_t]
+        assert dict(m_o.items()) == dict(m_t.items())
+        assert ("n1" in m_o) == ("n1" in m_t) and ("zz" in m_o) == ("zz" in m_t)
+        assert m_o.get("zz") is None
+        with pytest.raises(KeyError):
+            m_o["zz"]
+
+    qe = mat[0].tolist()
+    new = f32([1.0, -1.0, 0.5, 0.25])
+    for v in views:
+        v.embedding_dict["fresh"] = list(new)
+        v.text_id_to_ref_doc_id["fresh"] = "doc-fresh"
+        v.metadata_dict["fresh"] = {"parity": "even", "i": 99}
+    p.check_state()
+    res = p.query(q(new, k=3))
+    assert res.ids[0] == "fresh"
+    even = MetadataFilters(filters=[MetadataFilter(key="parity", value="even")])
+    p.query(q(qe, k=None, filters=even))
+    for v in views:
+        v.embedding_dict["n2"] = list(new)  # overwrite an existing row
+    p.check_state()
+    p.query(q(new, k=4))
+    for v in views:
+        del v.embedding_dict["n3"]
+        del v.text_id_to_ref_doc_id["n3"]
+        del v.metadata_dict["n3"]
+    p.check_state()
+    p.query(q(qe, k=None))
+    p.both("delete", "doc-fresh")
+    p.check_state()
+    # assign whole dicts
+    emb = {"x": f32([1.0, 0.0, 0.0, 0.0]), "y": f32([0.0, 1.0, 0.5, 0.0])}
+    for v in views:
+        v.embedding_dict = dict(emb)
+        v.text_id_to_ref_doc_id = {"x": "dx", "y": "None"}
+        v.metadata_dict = {"x": {"parity": "even"}, "y": {"parity": "odd"}}
+    p.check_state()
+    p.query(q([1.0, 1.0, 0.0, 0.0], k=None))
+    p.query(q([1.0, 1.0, 0.0, 0.0], k=None, filters=even))
+
+
+def test_data_assignment_and_equality():
+    p, mat, _ = filled_pair(6, 3)
+    replacement = SimpleVectorStoreData.from_dict(
+        {"embedding_dict": {"z": f32([0.3, 0.2, 0.1])}, "text_id_to_ref_doc_id": {"z": "None"}, "metadata_dict": {"z": {}}}
+    )
+    for s in (p.theirs, p.ours):
+        s.data = copy.deepcopy(replacement)
+    p.check_state()
+    p.query(q([1.0, 1.0, 1.0], k=None))
+    assert p.ours.data == p.theirs.data
+    assert p.ours.data.to_dict() == p.theirs.data.to_dict()
+
+
+# ============================================================== pickle, deepcopy, subclassing
+
+
+def test_pickle_roundtrip():
+    p = exotic_pair()
+    o2 = pickle.loads(pickle.dumps(p.ours))
+    assert type(o2) is type(p.ours)
+    assert_same_dict(p.theirs.to_dict(), o2.to_dict())
+    qe = [0.5, -1.0, 2.0, 0.0, 1.0, 1.0]
+    assert_same_result(p.theirs.query(q(qe, k=None)), o2.query(q(qe, k=None)))
+    o2.add([node("after-pickle", f32([1, 2, 3, 4, 5, 6]))])
+    assert "after-pickle" not in p.ours.to_dict()["embedding_dict"]
+
+
+def test_deepcopy_independent():
+    p, mat, _ = filled_pair(10, 4)
+    o2 = copy.deepcopy(p.ours)
+    t2 = copy.deepcopy(p.theirs)
+    assert type(o2) is type(p.ours)
+    assert_same_dict(t2.to_dict(), o2.to_dict())
+    for s in (o2, t2):
+        s.add([node("copy-only", mat[0].tolist())])
+        s.delete("doc1")
+    assert_same_dict(t2.to_dict(), o2.to_dict())
+    p.check_state()
+    assert "copy-only" not in p.ours.to_dict()["embedding_dict"]
+    assert "n1" in p.ours.to_dict()["embedding_dict"]
+    assert_same_result(t2.query(q(mat[0].tolist(), k=None)), o2.query(q(mat[0].tolist(), k=None)))
+    c = copy.copy(p.ours)
+    assert_same_dict(p.theirs.to_dict(), c.to_dict())
+
+
+CALLS: List[str] = []
+
+
+class Sub(Ours):  # type: ignore[misc, valid-type]
+    """A user subclass (module level so it pickles)."""
+
+    def add(self, nodes, **kwargs):  # type: ignore[no-untyped-def]
+        CALLS.append("add")
+        return super().add([n for n in nodes if not n.node_id.startswith("skip")], **kwargs)
+
+    def query(self, query, **kwargs):  # type: ignore[no-untyped-def]
+        CALLS.append("query")
+        res = super().query(query, **kwargs)
+        return VectorStoreQueryResult(ids=res.ids[:1], similarities=res.similarities[:1])
+
+    def delete(self, ref_doc_id, **kwargs):  # type: ignore[no-untyped-def]
+        CALLS.append("delete")
+        return super().delete(ref_doc_id, **kwargs)
+
+
+def test_subclass_overrides_are_honoured():
+    CALLS.clear()
+    calls = CALLS
+    s = Sub()
+    assert isinstance(s, Ours)
+    assert asyncio.run(s.async_add([node("a", [1.0, 0.0], ref="d"), node("skip-me", [0.0, 1.0])])) == ["a"]
+    assert s.add([node("b", [0.5, 0.5])]) == ["b"]
+    assert set(s.to_dict()["embedding_dict"]) == {"a", "b"}
+    res = asyncio.run(s.aquery(q([1.0, 0.0], k=10)))
+    assert res.ids == ["a"]
+    assert s.query(q([1.0, 0.0], k=10)).ids == ["a"]
+    asyncio.run(s.adelete("d"))
+    assert calls == ["add", "add", "query", "query", "delete"]
+    assert set(s.to_dict()["embedding_dict"]) == {"b"}
+    s2 = pickle.loads(pickle.dumps(s))
+    assert type(s2) is Sub and set(s2.to_dict()["embedding_dict"]) == {"b"}
+
+
+# ============================================================== extensions
+
+
+def test_query_batch_equals_individual_queries():
+    p, mat, rng = filled_pair(50, 16)
+    queries = rand_matrix(rng, 7, 16)
+    even = MetadataFilters(filters=[MetadataFilter(key="parity", value="even")])
+    for k, filters in [(5, None), (None, None), (3, even), (100, even), (1, None)]:
+        batch = p.ours.query_batch(queries, similarity_top_k=k, filters=filters)
+        assert len(batch) == len(queries)
+        for row, res in zip(queries, batch):
+            assert_same_result(p.theirs.query(q(row.tolist(), k=k, filters=filters)), res)
+            assert_same_result(p.ours.query(q(row.tolist(), k=k, filters=filters)), res)
+    assert p.ours.query_batch(np.zeros((0, 16), dtype=np.float32), similarity_top_k=3) == []
+
+
+def test_add_embeddings_equals_add_nodes(tmp_path):
+    rng = np.random.default_rng(21)
+    mat = rand_matrix(rng, 20, 8)
+    ids = [f"e{i}" for i in range(20)]
+    refs = [f"d{i % 3}" for i in range(20)]
+    md = [{"i": i} for i in range(20)]
+    for kwargs, node_kwargs in [
+        ({}, lambda i: {}),
+        ({"ref_doc_ids": refs, "metadata": md}, lambda i: {"ref": refs[i]}),
+    ]:
+        bulk = Ours()
+        assert bulk.add_embeddings(ids, mat, **kwargs) == ids
+        t = SimpleVectorStore()
+        t.add([node(ids[i], mat[i].tolist(), **node_kwargs(i)) for i in range(20)])
+        assert bulk.to_dict()["embedding_dict"] == t.to_dict()["embedding_dict"]
+        assert bulk.to_dict()["text_id_to_ref_doc_id"] == t.to_dict()["text_id_to_ref_doc_id"]
+        for row in rand_matrix(rng, 3, 8):
+            assert_same_result(t.query(q(row.tolist(), k=5)), bulk.query(q(row.tolist(), k=5)))
+        if "metadata" in kwargs:
+            f = MetadataFilters(filters=[MetadataFilter(key="i", value=10, operator=FilterOperator.GTE)])
+            res = bulk.query(q(mat[0].tolist(), k=None, filters=f))
+            assert sorted(res.ids) == sorted(ids[10:])
+            assert bulk.to_dict()["metadata_dict"] == {ids[i]: md[i] for i in range(20)}
+    with pytest.raises(ValueError):
+        Ours().add_embeddings(["a", "b"], mat[:2], ref_doc_ids=["x"])
+
+
+@ours_only
+def test_simd_backend():
+    import llama_index_rs
+
+    backend = llama_index_rs.simd_backend()
+    assert isinstance(backend, str) and backend.strip()
+
+
+# ============================================================== documented differences
+
+
+@ours_only
+def test_zero_vector_scores_zero():
+    o = Ours()
+    o.add([node("pos", [1.0, 0.5]), node("zero", [0.0, 0.0]), node("neg", [-1.0, -0.5]), node("pos2", [0.5, 0.1])])
+    res = o.query(q([1.0, 0.0], k=None))
+    assert res.ids == ["pos2", "pos", "zero", "neg"]
+    assert res.similarities[2] == 0.0
+    assert all(not math.isnan(s) for s in res.similarities)
+    res = o.query(q([0.0, 0.0], k=None))
+    assert sorted(res.ids) == ["neg", "pos", "pos2", "zero"]
+    assert res.similarities == [0.0] * 4
+    res = o.query(q([1.0, 0.0], k=2, mode=MMR), mmr_threshold=0.5)
+    assert res.ids[0] == "pos2" and not any(math.isnan(s) for s in res.similarities)
+
+
+@ours_only
+def test_get_returns_float32_rounded_values():
+    o = Ours()
+    o.add([node("a", [0.1, 1 / 3, 1e-40, 123456789.123])])
+    assert o.get("a") == f32([0.1, 1 / 3, 1e-40, 123456789.123])
+    assert o.get("a") != [0.1, 1 / 3, 1e-40, 123456789.123]
