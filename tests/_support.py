@@ -260,8 +260,24 @@ def _normalise(x: Any) -> Any:
 
 def assert_same_dict(theirs: Dict[str, Any], ours: Dict[str, Any]) -> None:
     """to_dict() equality including key order of every mapping (it decides persisted bytes)."""
-    assert _normalise(ours) == _normalise(theirs)
-    assert json.dumps(ours) == json.dumps(theirs)
+    n_o, n_t = _normalise(ours), _normalise(theirs)
+    if n_o != n_t:
+        lines = []
+        for part in sorted(set(n_o) | set(n_t)):
+            a, b = n_t.get(part, "<absent>"), n_o.get(part, "<absent>")
+            if a == b:
+                continue
+            if isinstance(a, dict) and isinstance(b, dict):
+                only_t, only_o = [k for k in a if k not in b], [k for k in b if k not in a]
+                changed = [k for k in a if k in b and a[k] != b[k]]
+                lines.append(
+                    f"{part}: only theirs {only_t[:5]}, only ours {only_o[:5]}, "
+                    f"changed {[(k, a[k], b[k]) for k in changed[:3]]}"
+                )
+            else:
+                lines.append(f"{part}: theirs {a!r:.200} ours {b!r:.200}")
+        raise AssertionError("to_dict differs:\n" + "\n".join(lines))
+    assert json.dumps(ours) == json.dumps(theirs), "same content, different key order"
 
 
 # ---------------------------------------------------------------- the real corpus

@@ -1059,3 +1059,211 @@ def test_get_returns_float32_rounded_values():
     o.add([node("a", [0.1, 1 / 3, 1e-40, 123456789.123])])
     assert o.get("a") == f32([0.1, 1 / 3, 1e-40, 123456789.123])
     assert o.get("a") != [0.1, 1 / 3, 1e-40, 123456789.123]
+
+
+# ============================================================== edge cases of node -> row conversion
+
+
+def test_user_metadata_colliding_with_reserved_keys(pair):
+    """node_to_metadata_dict overwrites document_id/doc_id/ref_doc_id/_node_type."""
+    md = {"ref_doc_id": "user", "doc_id": 5, "document_id": None, "_node_type": "Fake", "_node_content": "x", "k": 1}
+    pair.add([node("a", [1.0, 0.0], ref="real", metadata=md), node("b", [0.0, 1.0], metadata=md)])
+    pair.check_state()
+    f = MetadataFilters(filters=[MetadataFilter(key="ref_doc_id", value="user")])
+    pair.query(q([1.0, 0.0], k=None, filters=f))
+
+
+def test_non_json_native_metadata_values(pair):
+    import datetime
+    import decimal
+
+    md = [
+        {"when": datetime.datetime(2024, 1, 2, 3, 4, 5), "day": datetime.date(2024, 2, 29)},
+        {"tup": (1, "a", (2.5, None)), "dec": decimal.Decimal("1.10")},
+        {"s": "x"},
+        {"nan": float("nan"), "nested": {"inf": float("inf"), "t": (1,)}},
+    ]
+    nodes = [node(f"m{i}", f32([1.0, i + 0.5]), metadata=m) for i, m in enumerate(md)]
+    pair.add(nodes)
+    pair.check_state()
+    f = MetadataFilters(filters=[MetadataFilter(key="tup", value=1, operator=FilterOperator.CONTAINS)])
+    pair.query(q([1.0, 0.0], k=None, filters=f))
+    f = MetadataFilters(filters=[MetadataFilter(key="nan", value=None, operator=FilterOperator.IS_EMPTY)])
+    pair.query(q([1.0, 0.0], k=None, filters=f))
+
+
+def test_node_types_recorded(pair):
+    from llama_index.core.schema import Document, IndexNode
+
+    doc = Document(id_="doc", text="d", embedding=f32([0.5, 0.5]), metadata={"t": "doc"})
+    idx = IndexNode(id_="idx", text="i", index_id="other", embedding=f32([1.0, 0.25]))
+    pair.add([doc, idx, node("txt", f32([0.25, 1.0]), ref="doc")])
+    pair.check_state()
+    assert pair.ours.to_dict()["metadata_dict"]["idx"]["_node_type"] == "IndexNode"
+
+
+def test_int_embeddings_through_add(pair, tmp_path):
+    pair.add([node("a", [1, 0, -2]), node("b", [3, 1, 0])])
+    assert pair.ours.get("a") == pair.theirs.get("a")
+    pair.check_state()
+    pair.query(q([1, 1, 1], k=None))
+    assert persisted(pair.ours, tmp_path / "o.json") == persisted(pair.theirs, tmp_path / "t.json")
+
+
+def test_query_embedding_types(pair):
+    p, mat, _ = filled_pair(12, 5)
+    base = mat[4]
+    for qe in [base.tolist(), [int(x * 10) or 1 for x in base], list(base), [float(x) for x in base.astype(np.float64)]]:
+        p.query(q(None, k=4).__class__(query_embedding=qe, similarity_top_k=4))
+    p.query(VectorStoreQuery(query_embedding=base, similarity_top_k=4))  # numpy array
+
+
+def test_node_ids_as_other_iterables():
+    p, mat, _ = filled_pair(12, 5)
+    qe = mat[0].tolist()
+    for ids in [("n1", "n2", "n3"), {"n4", "n5"}]:
+        p.query(VectorStoreQuery(query_embedding=qe, similarity_top_k=None, node_ids=ids))  # type: ignore[arg-type]
+        p.both("delete_nodes", ids)
+        p.check_state()
+
+
+def test_get_after_delete_and_readd(pair):
+    pair.add([node("a", [1.0, 2.0], ref="d")])
+    pair.both("delete", "d")
+    with pytest.raises(_Raised) as ei:
+        pair.both("get", "a")
+    assert isinstance(ei.value.ours, KeyError)
+    pair.add([node("a", [2.0, 1.0])])
+    g_t, g_o = pair.both("get", "a")
+    assert g_t == g_o
+
+
+@pytest.mark.parametrize("op", ["pop", "update", "setdefault", "clear", "popitem"])
+def test_live_view_mutable_mapping_methods(op):
+    p, mat, _ = filled_pair(6, 3)
+    for s in (p.theirs, p.ours):
+        for name, val in [
+            ("embedding_dict", f32([0.1, 0.2, 0.3])),
+            ("text_id_to_ref_doc_id", "dd"),
+            ("metadata_dict", {"parity": "odd"}),
+        ]:
+            m = getattr(s.data, name)
+            if op == "pop":
+                m.pop("n2")
+                m.pop("nope", None)
+            elif op == "update":
+                m.update({"n9": val, "n1": val})
+            elif op == "setdefault":
+                m.setdefault("n1", val)
+                m.setdefault("n8", val)
+            elif op == "clear":
+                m.clear()
+            elif op == "popitem":
+                m.popitem()
+    p.check_state()
+    if p.theirs.data.embedding_dict:
+        p.query(q([1.0, 0.5, 0.25], k=None))
+
+
+# ============================================================== the file on disk is the truth
+
+
+def test_rewritten_json_is_not_shadowed(tmp_path):
+    """Ours may keep a binary sidecar; a JSON file rewritten by another tool must win."""
+    path = tmp_path / "default__vector_store.json"
+    p1, mat, _ = filled_pair(20, 6, seed=1)
+    p1.ours.persist(str(path))
+    # another tool (SimpleVectorStore) rewrites the same path with different content
+    p2, _, _ = filled_pair(20, 6, seed=2)
+    p2.theirs.persist(str(path))
+    o = Ours.from_persist_path(str(path))
+    assert_same_dict(p2.theirs.to_dict(), o.to_dict())
+    assert_same_result(p2.theirs.query(q(mat[0].tolist(), k=5)), o.query(q(mat[0].tolist(), k=5)))
+
+
+def test_rewritten_json_same_size_same_second(tmp_path):
+    path = tmp_path / "default__vector_store.json"
+    p, mat, _ = filled_pair(10, 4, seed=3)
+    p.ours.persist(str(path))
+    st_before = os.stat(path)
+    raw = path.read_bytes()
+    d = json.loads(raw)
+    first = next(iter(d["embedding_dict"]))
+    old = d["embedding_dict"][first][0]
+    d["embedding_dict"][first][0] = -old  # same number of bytes unless sign changes length
+    new_raw = json.dumps(d).encode()
+    if len(new_raw) != len(raw):
+        d["embedding_dict"][first][0] = old
+        d["embedding_dict"][first][1], d["embedding_dict"][first][2] = (
+            d["embedding_dict"][first][2],
+            d["embedding_dict"][first][1],
+        )
+        new_raw = json.dumps(d).encode()
+    assert len(new_raw) == len(raw) and new_raw != raw
+    with open(path, "r+b") as f:  # in place: same inode, same size
+        f.write(new_raw)
+    os.utime(path, ns=(st_before.st_atime_ns, st_before.st_mtime_ns))
+    o = Ours.from_persist_path(str(path))
+    t = SimpleVectorStore.from_persist_path(str(path))
+    assert_same_dict(t.to_dict(), o.to_dict())
+
+
+def test_sidecar_files_do_not_confuse_namespaced_loader(tmp_path):
+    p, _, _ = filled_pair(8, 4)
+    p.ours.persist(str(tmp_path / "default__vector_store.json"))
+    p.ours.persist(str(tmp_path / "other__vector_store.json"))
+    names = sorted(os.listdir(tmp_path))
+    assert [n for n in names if n.endswith("vector_store.json")] == [
+        "default__vector_store.json",
+        "other__vector_store.json",
+    ]
+    loaded_t = SimpleVectorStore.from_namespaced_persist_dir(str(tmp_path))
+    loaded_o = Ours.from_namespaced_persist_dir(str(tmp_path))
+    assert sorted(loaded_t) == sorted(loaded_o) == ["default", "other"]
+
+
+def test_persist_over_the_file_a_store_was_loaded_from(tmp_path):
+    path = tmp_path / "vs.json"
+    p, mat, _ = filled_pair(30, 6)
+    p.ours.persist(str(path))
+    p.theirs.persist(str(tmp_path / "t.json"))
+    loaded_o = Ours.from_persist_path(str(path))
+    loaded_t = SimpleVectorStore.from_persist_path(str(tmp_path / "t.json"))
+    lp = Pair(loaded_t, loaded_o)
+    lp.both("delete", "doc1")
+    lp.add(nodes_from_matrix(mat[:3], prefix="new"))
+    loaded_o.persist(str(path))  # replaces the file it may have mapped
+    loaded_t.persist(str(tmp_path / "t.json"))
+    lp.check_state()
+    lp.query(q(mat[2].tolist(), k=None))
+    assert path.read_bytes() == (tmp_path / "t.json").read_bytes()
+    again = Ours.from_persist_path(str(path))
+    assert_same_dict(loaded_t.to_dict(), again.to_dict())
+    # the original in-memory pair is unaffected
+    p.check_state()
+    assert "new0" not in p.ours.to_dict()["embedding_dict"]
+
+
+def test_store_survives_its_file_being_replaced_or_removed(tmp_path):
+    path = tmp_path / "vs.json"
+    p, mat, _ = filled_pair(30, 6)
+    p.ours.persist(str(path))
+    loaded = Ours.from_persist_path(str(path))
+    other, _, _ = filled_pair(5, 6, seed=9)
+    other.theirs.persist(str(path))  # another writer replaces the file (truncate + write)
+    assert_same_dict(p.theirs.to_dict(), loaded.to_dict())
+    assert_same_result(p.theirs.query(q(mat[1].tolist(), k=7)), loaded.query(q(mat[1].tolist(), k=7)))
+    os.remove(path)
+    assert_same_result(p.theirs.query(q(mat[1].tolist(), k=7)), loaded.query(q(mat[1].tolist(), k=7)))
+    c = pickle.loads(pickle.dumps(loaded))
+    assert_same_dict(p.theirs.to_dict(), c.to_dict())
+
+
+def test_persist_relative_filename(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    p, _, _ = filled_pair(4, 3)
+    _, e_t = outcome(p.theirs.persist, "t.json")
+    _, e_o = outcome(p.ours.persist, "o.json")
+    assert_same_exception(e_t, e_o, message=False)
+    if e_t is None:
+        assert (tmp_path / "o.json").read_bytes() == (tmp_path / "t.json").read_bytes()
