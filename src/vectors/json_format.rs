@@ -74,11 +74,7 @@ pub fn to_json(store: &VectorStore) -> Vec<u8> {
 fn id_string(key: JStr, source_name: &str, offset: usize) -> StoreResult<String> {
     match key.as_str() {
         Some(s) => Ok(s.to_owned()),
-        None => Err(StoreError::json(
-            source_name,
-            offset,
-            "node ids with lone surrogates are not supported",
-        )),
+        None => Err(StoreError::json(source_name, offset, "node ids with lone surrogates are not supported")),
     }
 }
 
@@ -86,10 +82,7 @@ pub fn from_json(bytes: &[u8], source_name: &str) -> StoreResult<VectorStore> {
     let mut cur = Cursor::new(bytes, source_name);
     let shape_error = |offset: usize, what: &str| StoreError::json(source_name, offset, what.to_owned());
     if !(cur.peek_byte() == Some(b'{')) {
-        return Err(shape_error(
-            cur.offset(),
-            "expected a JSON object with an \"embedding_dict\" key",
-        ));
+        return Err(shape_error(cur.offset(), "expected a JSON object with an \"embedding_dict\" key"));
     }
     cur.begin_object()?;
     let mut rows: Vec<NewRow> = Vec::new();
@@ -111,10 +104,7 @@ pub fn from_json(bytes: &[u8], source_name: &str) -> StoreResult<VectorStore> {
                     let offset = cur.offset();
                     let id = id_string(key, source_name, offset)?;
                     if !(cur.peek_byte() == Some(b'[')) {
-                        return Err(shape_error(
-                            offset,
-                            &format!("the embedding of {id:?} must be a list of numbers"),
-                        ));
+                        return Err(shape_error(offset, &format!("the embedding of {id:?} must be a list of numbers")));
                     }
                     cur.begin_array()?;
                     let start = data.len();
@@ -133,19 +123,12 @@ pub fn from_json(bytes: &[u8], source_name: &str) -> StoreResult<VectorStore> {
                         }
                         Some(_) => {}
                     }
-                    rows.push(NewRow {
-                        id,
-                        ref_doc_id: None,
-                        metadata: None,
-                    });
+                    rows.push(NewRow { id, ref_doc_id: None, metadata: None });
                 }
             }
             b"text_id_to_ref_doc_id" if !cur.peek_null() => {
                 if !(cur.peek_byte() == Some(b'{')) {
-                    return Err(shape_error(
-                        section_offset,
-                        "\"text_id_to_ref_doc_id\" must be an object",
-                    ));
+                    return Err(shape_error(section_offset, "\"text_id_to_ref_doc_id\" must be an object"));
                 }
                 refs.clear();
                 cur.begin_object()?;
@@ -155,12 +138,7 @@ pub fn from_json(bytes: &[u8], source_name: &str) -> StoreResult<VectorStore> {
                     let ref_doc_id = match cur.parse_value()? {
                         Value::Null => "None".to_owned(),
                         Value::Str(s) => id_string(s, source_name, offset)?,
-                        _ => {
-                            return Err(shape_error(
-                                offset,
-                                &format!("the ref_doc_id of {id:?} must be a string"),
-                            ))
-                        }
+                        _ => return Err(shape_error(offset, &format!("the ref_doc_id of {id:?} must be a string"))),
                     };
                     refs.push((id, ref_doc_id));
                 }
