@@ -5,6 +5,7 @@
 """
 
 from llama_index_rs._native import __version__, simd_backend
+from llama_index_rs._verify import FileReport, VerifyReport, verify
 from llama_index_rs.vector_store import RustVectorStore
 
-__all__ = ["RustVectorStore", "__version__", "simd_backend"]
+__all__ = ["FileReport", "RustVectorStore", "VerifyReport", "__version__", "simd_backend", "verify"]

@@ -3,6 +3,7 @@
 mod convert;
 mod errors;
 mod filters;
+mod persist;
 mod vector_store;
 
 use pyo3::prelude::*;
@@ -26,5 +27,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<vector_store::PyVectorStore>()?;
     m.add_function(wrap_pyfunction!(is_plain_json, m)?)?;
     m.add_function(wrap_pyfunction!(simd_backend, m)?)?;
+    persist::register(m)?;
     Ok(())
 }

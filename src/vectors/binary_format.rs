@@ -299,6 +299,8 @@ pub struct Loaded {
     pub store: VectorStore,
     pub source: PathBuf,
     pub binary_skipped: Option<String>,
+    /// The binary file was skipped because it is damaged (not merely superseded by a newer JSON file).
+    pub binary_damaged: bool,
 }
 
 /// Does the binary file's record match the JSON file as it is now?
@@ -340,6 +342,7 @@ pub fn load_files(json_path: &Path) -> StoreResult<Loaded> {
                 store,
                 source: bin_path,
                 binary_skipped: None,
+                binary_damaged: false,
             }),
             Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 Err(StoreError::io(json_path, source))
@@ -347,20 +350,21 @@ pub fn load_files(json_path: &Path) -> StoreResult<Loaded> {
             Err(e) => Err(e),
         };
     };
-    let skipped = match BinaryFile::open(&bin_path) {
-        Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => Some(format!("binary file not used: {e}")),
+    let (skipped, damaged) = match BinaryFile::open(&bin_path) {
+        Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => (None, false),
+        Err(e) => (Some(format!("binary file not used: {e}")), true),
         Ok(file) => match mirrors_current_json(&file, json_path, &json_meta)? {
-            Err(why) => Some(format!("binary file {} not used: {why}", file.path)),
+            Err(why) => (Some(format!("binary file {} not used: {why}", file.path)), false),
             Ok(()) => match load_binary_file(&file) {
                 Ok(store) => {
                     return Ok(Loaded {
                         store,
                         source: bin_path,
                         binary_skipped: None,
+                        binary_damaged: false,
                     })
                 }
-                Err(e) => Some(format!("binary file not used: {e}")),
+                Err(e) => (Some(format!("binary file not used: {e}")), true),
             },
         },
     };
@@ -370,6 +374,7 @@ pub fn load_files(json_path: &Path) -> StoreResult<Loaded> {
         store,
         source: json_path.to_owned(),
         binary_skipped: skipped,
+        binary_damaged: damaged,
     })
 }
 
