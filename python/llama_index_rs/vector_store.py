@@ -212,6 +212,8 @@ class RustVectorStore(SimpleVectorStore):
         private = dict(state["__pydantic_private__"])
         payload = private.pop("_native")
         super().__setstate__({**state, "__pydantic_private__": private})
+        # BaseComponent.__setstate__ re-runs __init__ from the fields: private settings come back here.
+        self._persist_format = private.get("_persist_format", "both")
         self._attach(_native.VectorStore.from_json(payload, "<pickled RustVectorStore>"))
 
     def __deepcopy__(self, memo: Optional[Dict[int, Any]] = None) -> "RustVectorStore":

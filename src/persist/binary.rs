@@ -297,6 +297,15 @@ impl Header {
     }
 }
 
+/// Section CRCs cover `dim` and `rows` (little-endian u64s) before the section's bytes, so a header
+/// whose dimension or row count was changed (and its own CRC recomputed) still fails the section checks.
+fn section_hasher(h: &Header) -> crc32fast::Hasher {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&h.dim.to_le_bytes());
+    hasher.update(&h.rows.to_le_bytes());
+    hasher
+}
+
 /// A binary vector file mapped read-only, header validated.
 #[derive(Clone, Debug)]
 pub struct BinaryFile {
@@ -335,7 +344,9 @@ impl BinaryFile {
     }
 
     pub fn check_crc(&self, id: SectionId) -> StoreResult<()> {
-        let got = crc32fast::hash(self.section_bytes(id));
+        let mut h = section_hasher(&self.header);
+        h.update(self.section_bytes(id));
+        let got = h.finalize();
         let want = self.header.section(id).crc;
         if got == want {
             Ok(())
@@ -490,7 +501,7 @@ impl<'a> BinaryWriter<'a> {
     pub fn begin(&mut self, id: SectionId, align: u64) -> StoreResult<()> {
         let pad = self.pos.next_multiple_of(align) - self.pos;
         self.raw(&vec![0u8; pad as usize])?;
-        self.current = Some((id, self.pos, crc32fast::Hasher::new()));
+        self.current = Some((id, self.pos, section_hasher(&self.header)));
         Ok(())
     }
 

@@ -168,7 +168,25 @@ impl Drop for AtomicFile<'_> {
 /// of the target's directory while doing so.
 pub fn write_atomically(target: &Path, bytes: &[u8]) -> StoreResult<()> {
     let lock = DirLock::acquire(parent_dir(target))?;
+    remove_stale_temp_files(&lock, parent_dir(target));
     write_atomically_locked(&lock, &RealFs, target, bytes).map(|_| ())
+}
+
+/// Removes temporary files that writers killed mid-persist left in `dir` (their process is gone;
+/// under the lock no live writer of ours can be using them). Best effort: errors are ignored, and
+/// on systems without `/proc` nothing is removed.
+pub fn remove_stale_temp_files(_lock: &DirLock, dir: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = temp_file_pid(&name.to_string_lossy()) else { continue };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// `write_atomically` for a caller that already holds the directory lock (several files in one

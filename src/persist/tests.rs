@@ -291,3 +291,16 @@ mod binary_container {
         assert!(err.contains("stride"), "{err}");
     }
 }
+
+#[test]
+fn temp_files_of_dead_writers_are_removed_by_the_next_persist() {
+    let dir = scratch_dir("stale");
+    let dead = dir.join(".docstore.json.999999999.0.tmp"); // pid beyond pid_max: not alive
+    let mine = dir.join(format!(".docstore.json.{}.77.tmp", std::process::id()));
+    fs::write(&dead, b"partial").unwrap();
+    fs::write(&mine, b"in use").unwrap();
+    write_atomically(&dir.join("docstore.json"), b"{}").unwrap();
+    assert!(!dead.exists());
+    assert!(mine.exists());
+    fs::remove_dir_all(dir).unwrap();
+}

@@ -270,6 +270,7 @@ pub fn persist_files_with(
     format: PersistFormat,
 ) -> StoreResult<()> {
     let lock = DirLock::acquire(persist::parent_dir(json_path))?;
+    persist::remove_stale_temp_files(&lock, persist::parent_dir(json_path));
     let bin_path = binary_path_for(json_path);
     match format {
         PersistFormat::Json => {
