@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
+import warnings
 from typing import Any, Dict, List, Optional, Sequence
 
 import fsspec
@@ -16,6 +17,7 @@ from llama_index.core.vector_stores.simple import (
     DEFAULT_VECTOR_STORE,
     LEARNER_MODES,
     MMR_MODE,
+    NAMESPACE_SEP,
     SimpleVectorStore,
     SimpleVectorStoreData,
 )
@@ -32,6 +34,10 @@ from llama_index.core.vector_stores.utils import node_to_metadata_dict
 
 from llama_index_rs import _native
 from llama_index_rs._live import LiveMapping
+from llama_index_rs._verify import VerifyReport, verify
+
+_PERSIST_FORMATS = ("both", "json", "binary")
+_BINARY_SUFFIX = "vector_store.rsvec"
 
 # SimpleVectorStore names its module in this message; "same exceptions" includes the text.
 _SIMPLE_MODULE = "llama_index.core.vector_stores.simple"
@@ -144,20 +150,34 @@ class RustVectorStore(SimpleVectorStore):
 
     Extensions: `query_batch` (many queries at once from a numpy array), `add_embeddings` (bulk
     loading from numpy without node objects), nested `MetadataFilters`.
+
+    Persistence: `persist_format` says what `persist` writes on a local file system — "both" (the
+    default: LlamaIndex's JSON file plus a binary file beside it, `<name>.rsvec`), "json" (only the
+    JSON; an old binary file is removed) or "binary" (only the binary file). Loading prefers a binary
+    file that mirrors the current JSON file and maps its vectors instead of reading them
+    (`memory_mapped` tells); a JSON file rewritten by another tool is never shadowed by it. Every
+    persist replaces files atomically (temporary file, fsync, rename) under a per-directory lock.
     """
 
     stores_text: bool = False
     _native: Any = PrivateAttr(default=None)
+    _persist_format: str = PrivateAttr(default="both")
 
     def __init__(
         self,
         data: Optional[SimpleVectorStoreData] = None,
         fs: Optional[fsspec.AbstractFileSystem] = None,
+        persist_format: str = "both",
         **kwargs: Any,
     ) -> None:
+        if persist_format not in _PERSIST_FORMATS:
+            raise ValueError(
+                f'persist_format must be "both", "json" or "binary", not {persist_format!r}'
+            )
         native = _native_from_data(data)
         BasePydanticVectorStore.__init__(self, data=SimpleVectorStoreData())
         self._fs = fs or fsspec.filesystem("file")
+        self._persist_format = persist_format
         self._attach(native)
 
     # ---- plumbing ----
@@ -192,6 +212,8 @@ class RustVectorStore(SimpleVectorStore):
         private = dict(state["__pydantic_private__"])
         payload = private.pop("_native")
         super().__setstate__({**state, "__pydantic_private__": private})
+        # BaseComponent.__setstate__ re-runs __init__ from the fields: private settings come back here.
+        self._persist_format = private.get("_persist_format", "both")
         self._attach(_native.VectorStore.from_json(payload, "<pickled RustVectorStore>"))
 
     def __deepcopy__(self, memo: Optional[Dict[int, Any]] = None) -> "RustVectorStore":
@@ -215,6 +237,22 @@ class RustVectorStore(SimpleVectorStore):
     @property
     def client(self) -> None:
         return None
+
+    @property
+    def persist_format(self) -> str:
+        """What `persist` writes locally: "both", "json" or "binary"."""
+        return self._persist_format
+
+    @persist_format.setter
+    def persist_format(self, value: str) -> None:
+        if value not in _PERSIST_FORMATS:
+            raise ValueError(f'persist_format must be "both", "json" or "binary", not {value!r}')
+        self._persist_format = value
+
+    @property
+    def memory_mapped(self) -> bool:
+        """True when the vectors are used in place from a memory-mapped binary file."""
+        return self._native.memory_mapped
 
     @property
     def _data(self) -> SimpleVectorStoreData:
@@ -361,8 +399,8 @@ class RustVectorStore(SimpleVectorStore):
         if not fs.exists(dirpath):
             fs.makedirs(dirpath)
         if _is_local(fs):
-            self._native.persist_json(persist_path)
-        else:  # no atomic rename on remote filesystems: one whole-object write
+            self._native.persist_files(persist_path, self._persist_format)
+        else:  # no atomic rename on remote filesystems: one whole-object write of the JSON
             with fs.open(persist_path, "wb") as f:
                 f.write(self._native.to_json())
 
@@ -371,18 +409,38 @@ class RustVectorStore(SimpleVectorStore):
         cls, persist_path: str, fs: Optional[fsspec.AbstractFileSystem] = None
     ) -> "RustVectorStore":
         fs = fs or fsspec.filesystem("file")
-        if not fs.exists(persist_path):
-            raise ValueError(
-                f"No existing {_SIMPLE_MODULE} found at {persist_path}, skipping load."
-            )
         if _is_local(fs):
-            native = _native.VectorStore.load_json(persist_path)
+            binary_path = _native.VectorStore.binary_path_for(persist_path)
+            if not (os.path.exists(persist_path) or os.path.exists(binary_path)):
+                raise ValueError(
+                    f"No existing {_SIMPLE_MODULE} found at {persist_path}, skipping load."
+                )
+            native, _source, skipped, damaged = _native.VectorStore.load_files(persist_path)
+            if damaged:
+                warnings.warn(f"{skipped}; loaded {persist_path} instead", RuntimeWarning, stacklevel=2)
         else:
+            if not fs.exists(persist_path):
+                raise ValueError(
+                    f"No existing {_SIMPLE_MODULE} found at {persist_path}, skipping load."
+                )
             with fs.open(persist_path, "rb") as f:
                 native = _native.VectorStore.from_json(f.read(), str(persist_path))
         store = cls()
         store._attach(native)
         return store
+
+    @classmethod
+    def verify(
+        cls,
+        persist_path: str = os.path.join(DEFAULT_PERSIST_DIR, DEFAULT_PERSIST_FNAME),
+    ) -> VerifyReport:
+        """Check this store's persisted files (the JSON file and the binary file beside it) in full:
+        structure, checksums, and whether the binary file mirrors the JSON file."""
+        paths = [persist_path, _native.VectorStore.binary_path_for(persist_path)]
+        existing = [p for p in paths if os.path.exists(p)]
+        if not existing:
+            raise FileNotFoundError(2, "No such file or directory", persist_path)
+        return VerifyReport([f for p in existing for f in verify(p).files])
 
     @classmethod
     def from_persist_dir(
@@ -399,7 +457,32 @@ class RustVectorStore(SimpleVectorStore):
         persist_dir: str = DEFAULT_PERSIST_DIR,
         fs: Optional[fsspec.AbstractFileSystem] = None,
     ) -> Dict[str, BasePydanticVectorStore]:
-        return super().from_namespaced_persist_dir(persist_dir=persist_dir, fs=fs)
+        if fs is not None and not _is_local(fs):
+            return super().from_namespaced_persist_dir(persist_dir=persist_dir, fs=fs)
+        # SimpleVectorStore's logic, also finding stores persisted with persist_format="binary".
+        vector_stores: Dict[str, BasePydanticVectorStore] = {}
+        try:
+            for fname in os.listdir(persist_dir):
+                if fname.endswith(DEFAULT_PERSIST_FNAME) or fname.endswith(_BINARY_SUFFIX):
+                    namespace = fname.split(NAMESPACE_SEP)[0]
+                    if namespace in (DEFAULT_PERSIST_FNAME, "vector_store.rsvec"):  # legacy name
+                        vector_stores[DEFAULT_VECTOR_STORE] = cls.from_persist_dir(
+                            persist_dir=persist_dir, fs=fs
+                        )
+                    elif namespace not in vector_stores:
+                        vector_stores[namespace] = cls.from_persist_dir(
+                            persist_dir=persist_dir, namespace=namespace, fs=fs
+                        )
+        except Exception:
+            try:
+                vector_stores[DEFAULT_VECTOR_STORE] = cls.from_persist_dir(
+                    persist_dir=persist_dir, fs=fs, namespace=DEFAULT_VECTOR_STORE
+                )
+            except Exception:
+                vector_stores[DEFAULT_VECTOR_STORE] = cls.from_persist_dir(
+                    persist_dir=persist_dir, fs=fs
+                )
+        return vector_stores
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any], **kwargs: Any) -> "RustVectorStore":

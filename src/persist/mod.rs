@@ -1,58 +1,217 @@
-//! Persistence primitives: atomic file replacement.
+//! Persistence primitives: atomic file replacement under a per-directory lock, the binary container
+//! format of the vector files, and integrity checks.
 //!
 //! `write_atomically` guarantees that after a crash at any point the target holds either its old
 //! content or the complete new content: the bytes go to a uniquely named temporary file in the
 //! target's directory, which is fsynced, renamed over the target, and the directory fsynced. On any
-//! error the temporary file is removed, the old target is untouched, and the error names the path.
+//! error the temporary file is removed, the old target is untouched, and the error names the target.
 //! An fsync error is never retried (after a failed fsync the page cache state is unknown).
+//!
+//! Writers of one directory are serialized by an advisory lock (`flock` on `.llama_index_rs.lock` in
+//! that directory, see `DirLock`), so two processes persisting the same directory never interleave
+//! their files. Readers never take the lock: every file they can see is complete.
+//!
+//! All file operations of a write go through the small `FileOps` trait so tests can make the Nth
+//! write, fsync or rename fail (`RealFs` is the only production implementation).
+
+pub mod binary;
+mod lock;
+pub mod verify;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use lock::{DirLock, LOCK_FILE_NAME};
+
 use crate::error::{StoreError, StoreResult};
+
+/// The file operations a persist performs, so tests can inject failures. Every method is one system
+/// call's worth of work on a real file.
+pub trait FileOps: Sync {
+    fn create_new(&self, path: &Path) -> io::Result<File> {
+        OpenOptions::new().write(true).create_new(true).open(path)
+    }
+    fn write_all(&self, file: &mut File, buf: &[u8]) -> io::Result<()> {
+        file.write_all(buf)
+    }
+    fn write_all_at(&self, file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+        write_all_at(file, buf, offset)
+    }
+    fn sync_file(&self, file: &File) -> io::Result<()> {
+        file.sync_all()
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        sync_dir(dir)
+    }
+}
+
+/// The real file system.
+pub struct RealFs;
+
+impl FileOps for RealFs {}
+
+#[cfg(unix)]
+fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = file;
+    let here = f.stream_position()?;
+    f.seek(SeekFrom::Start(offset))?;
+    f.write_all(buf)?;
+    f.seek(SeekFrom::Start(here)).map(|_| ())
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The directory a target lives in (`.` for a bare file name).
+pub fn parent_dir(target: &Path) -> &Path {
+    match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
 /// The temporary file used while replacing `target`: hidden, in the same directory (so the rename is
 /// atomic), unique per process and call, and never ending in `vector_store.json`.
+/// Layout: `.{name}.{pid}.{counter}.tmp` (`verify` and `remove_stale_temp_files` rely on it).
 fn temp_path_for(target: &Path) -> PathBuf {
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let unique = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     target.with_file_name(format!(".{name}.{}.{unique}.tmp", std::process::id()))
 }
 
-/// Replaces `target` with `bytes` atomically and durably (see the module header).
+/// A file being written next to its target. `commit` makes it the target; dropping it uncommitted
+/// removes it. Errors name the target (the file the user asked for) and carry the OS error.
+pub struct AtomicFile<'a> {
+    ops: &'a dyn FileOps,
+    file: Option<File>,
+    temp: PathBuf,
+    target: PathBuf,
+}
+
+impl<'a> AtomicFile<'a> {
+    /// Starts replacing `target`. The caller holds the directory's `DirLock` (the borrow proves it).
+    pub fn create(_lock: &DirLock, ops: &'a dyn FileOps, target: &Path) -> StoreResult<Self> {
+        let temp = temp_path_for(target);
+        let file = ops.create_new(&temp).map_err(|e| StoreError::io(target, e))?;
+        Ok(AtomicFile {
+            ops,
+            file: Some(file),
+            temp,
+            target: target.to_owned(),
+        })
+    }
+
+    fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("file is open until commit")
+    }
+
+    pub fn write(&mut self, buf: &[u8]) -> StoreResult<()> {
+        let ops = self.ops;
+        let res = ops.write_all(self.file(), buf);
+        res.map_err(|e| StoreError::io(&self.target, e))
+    }
+
+    pub fn write_at(&mut self, buf: &[u8], offset: u64) -> StoreResult<()> {
+        let ops = self.ops;
+        let res = ops.write_all_at(self.file(), buf, offset);
+        res.map_err(|e| StoreError::io(&self.target, e))
+    }
+
+    /// fsync, rename over the target, fsync the directory. Returns the metadata of the new file as
+    /// written (size and modification time, which the rename does not change).
+    pub fn commit(mut self) -> StoreResult<fs::Metadata> {
+        let file = self.file.take().expect("file is open until commit");
+        self.ops.sync_file(&file).map_err(|e| StoreError::io(&self.target, e))?;
+        let meta = file.metadata().map_err(|e| StoreError::io(&self.target, e))?;
+        drop(file);
+        self.ops
+            .rename(&self.temp, &self.target)
+            .map_err(|e| StoreError::io(&self.target, e))?;
+        self.temp = PathBuf::new(); // renamed: nothing left to clean up
+        let dir = parent_dir(&self.target);
+        self.ops.sync_dir(dir).map_err(|e| StoreError::io(dir, e))?;
+        Ok(meta)
+    }
+}
+
+impl Drop for AtomicFile<'_> {
+    fn drop(&mut self) {
+        self.file = None;
+        if !self.temp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// Replaces `target` with `bytes` atomically and durably (see the module header), holding the lock
+/// of the target's directory while doing so.
 pub fn write_atomically(target: &Path, bytes: &[u8]) -> StoreResult<()> {
-    let temp = temp_path_for(target);
-    let result = write_and_sync(&temp, bytes).and_then(|()| {
-        fs::rename(&temp, target).map_err(|e| StoreError::io(target, e))?;
-        sync_parent_dir(target)
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
+    let lock = DirLock::acquire(parent_dir(target))?;
+    remove_stale_temp_files(&lock, parent_dir(target));
+    write_atomically_locked(&lock, &RealFs, target, bytes).map(|_| ())
 }
 
-fn write_and_sync(temp: &Path, bytes: &[u8]) -> StoreResult<()> {
-    let mut file: File =
-        OpenOptions::new().write(true).create_new(true).open(temp).map_err(|e| StoreError::io(temp, e))?;
-    file.write_all(bytes).map_err(|e| StoreError::io(temp, e))?;
-    file.sync_all().map_err(|e| StoreError::io(temp, e))
+/// Removes temporary files that writers killed mid-persist left in `dir` (their process is gone;
+/// under the lock no live writer of ours can be using them). Best effort: errors are ignored, and
+/// on systems without `/proc` nothing is removed.
+pub fn remove_stale_temp_files(_lock: &DirLock, dir: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = temp_file_pid(&name.to_string_lossy()) else { continue };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
-fn sync_parent_dir(target: &Path) -> StoreResult<()> {
-    #[cfg(unix)]
-    {
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))?;
+/// `write_atomically` for a caller that already holds the directory lock (several files in one
+/// critical section) or that injects `ops`.
+pub fn write_atomically_locked(
+    lock: &DirLock,
+    ops: &dyn FileOps,
+    target: &Path,
+    bytes: &[u8],
+) -> StoreResult<fs::Metadata> {
+    let mut file = AtomicFile::create(lock, ops, target)?;
+    file.write(bytes)?;
+    file.commit()
+}
+
+/// Removes `target` if it exists and fsyncs its directory (a file another persist made obsolete).
+pub fn remove_file_locked(_lock: &DirLock, ops: &dyn FileOps, target: &Path) -> StoreResult<()> {
+    match fs::remove_file(target) {
+        Ok(()) => {
+            let dir = parent_dir(target);
+            ops.sync_dir(dir).map_err(|e| StoreError::io(dir, e))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::io(target, e)),
     }
-    Ok(())
 }
 
 /// Reads a whole file, naming it in the error.
@@ -60,41 +219,15 @@ pub fn read_file(path: &Path) -> StoreResult<Vec<u8>> {
     fs::read(path).map_err(|e| StoreError::io(path, e))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn scratch_dir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("lirs-persist-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    #[test]
-    fn replaces_content_and_leaves_no_temp_files() {
-        let dir = scratch_dir("replace");
-        let target = dir.join("docstore.json");
-        write_atomically(&target, b"old").unwrap();
-        write_atomically(&target, b"new content").unwrap();
-        assert_eq!(fs::read(&target).unwrap(), b"new content");
-        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
-        fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn failure_keeps_old_file_and_names_path() {
-        let dir = scratch_dir("fail");
-        let target = dir.join("missing-subdir").join("x.json");
-        let err = write_atomically(&target, b"data").unwrap_err();
-        assert!(err.to_string().contains("missing-subdir"), "{err}");
-        fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn temp_name_never_looks_like_a_vector_store() {
-        let t = temp_path_for(Path::new("/a/default__vector_store.json"));
-        assert!(!t.to_string_lossy().ends_with("vector_store.json"));
-        assert_eq!(t.parent(), Some(Path::new("/a")));
-    }
+/// Parses the pid out of a temporary file name made by `temp_path_for` (`.{name}.{pid}.{n}.tmp`).
+pub(crate) fn temp_file_pid(file_name: &str) -> Option<u32> {
+    let stem = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let mut parts = stem.rsplitn(3, '.');
+    let _counter: u64 = parts.next()?.parse().ok()?;
+    let pid: u32 = parts.next()?.parse().ok()?;
+    parts.next().filter(|name| !name.is_empty())?;
+    Some(pid)
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,6 +4,7 @@ mod convert;
 mod errors;
 mod filters;
 mod kv_store;
+mod persist;
 mod vector_store;
 
 use pyo3::prelude::*;
@@ -28,5 +29,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<kv_store::PyKvStore>()?;
     m.add_function(wrap_pyfunction!(is_plain_json, m)?)?;
     m.add_function(wrap_pyfunction!(simd_backend, m)?)?;
+    persist::register(m)?;
     Ok(())
 }

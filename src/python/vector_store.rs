@@ -12,6 +12,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use super::convert::{py_to_jstr, py_to_value, value_to_py, Accept};
 use super::filters::convert_filters;
 use crate::json::{JStr, Value};
+use crate::vectors::binary_format::{self, PersistFormat};
 use crate::vectors::{json_format, Filters, Hit, NewRow, Query, QueryMode, VectorStore};
 
 /// Below this many f32 multiply-adds a query runs without releasing the GIL: detaching costs more
@@ -347,6 +348,32 @@ impl PyVectorStore {
             crate::persist::write_atomically(&path, &bytes)
         })?;
         Ok(())
+    }
+
+    /// Writes the JSON file and/or the binary file beside it under the directory lock;
+    /// `format` is "both", "json" or "binary".
+    fn persist_files(&self, py: Python<'_>, json_path: PathBuf, format: &str) -> PyResult<()> {
+        let format = PersistFormat::parse(format)?;
+        py.detach(|| binary_format::persist_files(&self.inner.read(), &json_path, format))?;
+        Ok(())
+    }
+
+    /// Loads from the binary file beside `json_path` when it mirrors the JSON file, else from the JSON.
+    /// Returns `(store, path loaded, why the binary file was not used, whether it was damaged)`.
+    #[staticmethod]
+    fn load_files(py: Python<'_>, json_path: PathBuf) -> PyResult<(Self, PathBuf, Option<String>, bool)> {
+        let loaded = py.detach(|| binary_format::load_files(&json_path))?;
+        Ok((Self::from_core(loaded.store), loaded.source, loaded.binary_skipped, loaded.binary_damaged))
+    }
+
+    #[staticmethod]
+    fn binary_path_for(json_path: PathBuf) -> PathBuf {
+        binary_format::binary_path_for(&json_path)
+    }
+
+    #[getter]
+    fn memory_mapped(&self) -> bool {
+        self.inner.read().memory_mapped()
     }
 
     #[staticmethod]

@@ -2,7 +2,8 @@
 //! metadata) in one row table with aligned f32 rows, plus search with LlamaIndex's exact results.
 //!
 //! - `kernels`: f32-row x f64-query dot products accumulated in f64 (AVX2+FMA or scalar).
-//! - `rows`: 64-byte-aligned row storage (owned; room for a memory-mapped variant).
+//! - `rows`: 64-byte-aligned row storage (owned, or memory-mapped from a binary file).
+//! - `binary_format`: the binary vector file, and choosing between it and the JSON file at load.
 //! - `table`: `VectorStore`, the three dicts with Python dict order and delete semantics.
 //! - `filter`: `build_metadata_filter_fn` semantics on `json::Value`s.
 //! - `search`: top-k (LlamaIndex's heapq tie order), MMR, batched queries.
@@ -19,6 +20,7 @@
 //! - Nested `MetadataFilters` are evaluated (Python raises `ValueError`).
 //! - Filters compare integers beyond i64 with floats approximately (through f64).
 
+pub mod binary_format;
 pub mod filter;
 pub mod json_format;
 pub mod kernels;

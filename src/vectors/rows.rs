@@ -2,9 +2,15 @@
 //! (stride = dim rounded up to a multiple of 16 floats; padding is zero). Rows are append-only; the
 //! table above decides which are alive and asks for a stable compaction (`retain`).
 //!
-//! `RowStorage` is an enum so that a read-only memory-mapped variant (rows used in place from the
-//! binary vector file, new rows in an owned tail) can be added without touching the search code,
-//! which only sees `&[f32]` rows.
+//! `RowStorage` is an enum: `Owned`, or `Mapped` — rows used in place from a read-only memory map of
+//! the binary vector file, rows added after the load in an owned tail, replaced mapped rows in an
+//! owned patch area (the file is never written). The search code only sees `&[f32]` rows either way.
+//! A compaction of a mapped storage copies the surviving rows into owned storage.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use memmap2::Mmap;
 
 /// 16 f32 = 64 bytes, 64-byte aligned: the allocation unit that makes every row cache-line aligned.
 #[derive(Clone, Copy, Debug, Default)]
@@ -89,10 +95,93 @@ impl OwnedRows {
     }
 }
 
-/// Where rows live. Only owned storage exists today.
+/// Rows in a read-only memory map (a binary vector file), plus owned rows added or replaced later.
+#[derive(Clone, Debug)]
+pub struct MappedRows {
+    map: Arc<Mmap>,
+    /// Byte offset of row 0 in the map (a multiple of 64, so rows are as aligned as owned ones).
+    offset: usize,
+    mapped: usize,
+    dim: usize,
+    stride: usize,
+    /// Rows appended after the load: physical row `mapped + i` is `tail.row(i)`.
+    tail: OwnedRows,
+    /// Mapped rows whose vector was replaced: mapped row -> row in `patches`.
+    patched: HashMap<u32, u32>,
+    patches: OwnedRows,
+}
+
+impl MappedRows {
+    /// `map[offset..offset + rows * stride * 4]` holds `rows` little-endian f32 rows of `stride` floats
+    /// (`stride` = `dim` rounded up to 16). The caller has checked the bounds; this checks alignment.
+    pub fn new(map: Arc<Mmap>, offset: usize, rows: usize, dim: usize) -> Option<Self> {
+        let stride = dim.div_ceil(LANES) * LANES;
+        let end = rows.checked_mul(stride)?.checked_mul(4)?.checked_add(offset)?;
+        if cfg!(target_endian = "big") || end > map.len() || (map.as_ptr() as usize + offset) % 64 != 0 {
+            return None;
+        }
+        Some(MappedRows {
+            map,
+            offset,
+            mapped: rows,
+            dim,
+            stride,
+            tail: OwnedRows::new(dim),
+            patched: HashMap::new(),
+            patches: OwnedRows::new(dim),
+        })
+    }
+
+    #[inline]
+    fn mapped_floats(&self) -> &[f32] {
+        // SAFETY: `new` checked that the range lies in the map and is 64-byte aligned; f32 has no
+        // invalid bit patterns; the map is read-only and lives as long as `self` (Arc).
+        unsafe {
+            std::slice::from_raw_parts(
+                self.map.as_ptr().add(self.offset).cast::<f32>(),
+                self.mapped * self.stride,
+            )
+        }
+    }
+
+    #[inline]
+    pub fn row(&self, row: u32) -> &[f32] {
+        let r = row as usize;
+        if r >= self.mapped {
+            return self.tail.row(row - self.mapped as u32);
+        }
+        if !self.patched.is_empty() {
+            if let Some(&p) = self.patched.get(&row) {
+                return self.patches.row(p);
+            }
+        }
+        let start = r * self.stride;
+        &self.mapped_floats()[start..start + self.dim]
+    }
+
+    fn len(&self) -> usize {
+        self.mapped + self.tail.len
+    }
+
+    /// Copies the rows with `keep[i]` (all rows when `keep` is shorter) into owned storage.
+    fn to_owned_rows(&self, keep: &[bool]) -> OwnedRows {
+        let mut out = OwnedRows::new(self.dim);
+        let n = self.len();
+        out.reserve(n);
+        for r in 0..n {
+            if keep.get(r).copied().unwrap_or(keep.is_empty()) {
+                out.push(self.row(r as u32));
+            }
+        }
+        out
+    }
+}
+
+/// Where rows live.
 #[derive(Clone, Debug)]
 pub enum RowStorage {
     Owned(OwnedRows),
+    Mapped(MappedRows),
 }
 
 impl RowStorage {
@@ -104,30 +193,68 @@ impl RowStorage {
     pub fn row(&self, row: u32) -> &[f32] {
         match self {
             RowStorage::Owned(r) => r.row(row),
+            RowStorage::Mapped(m) => m.row(row),
         }
     }
 
     pub fn push(&mut self, v: &[f32]) -> u32 {
         match self {
             RowStorage::Owned(r) => r.push(v),
+            RowStorage::Mapped(m) => {
+                let i = m.tail.push(v);
+                u32::try_from(m.mapped + i as usize).expect("more than u32::MAX rows")
+            }
         }
     }
 
     pub fn overwrite(&mut self, row: u32, v: &[f32]) {
         match self {
             RowStorage::Owned(r) => r.overwrite(row, v),
+            RowStorage::Mapped(m) if row as usize >= m.mapped => m.tail.overwrite(row - m.mapped as u32, v),
+            RowStorage::Mapped(m) => match m.patched.get(&row) {
+                Some(&p) => m.patches.overwrite(p, v),
+                None => {
+                    let p = m.patches.push(v);
+                    m.patched.insert(row, p);
+                }
+            },
         }
     }
 
     pub fn reserve(&mut self, rows: usize) {
         match self {
             RowStorage::Owned(r) => r.reserve(rows),
+            RowStorage::Mapped(m) => m.tail.reserve(rows),
         }
     }
 
     pub fn retain(&mut self, keep: &[bool]) {
         match self {
             RowStorage::Owned(r) => r.retain(keep),
+            RowStorage::Mapped(m) => *self = RowStorage::Owned(m.to_owned_rows(keep)),
+        }
+    }
+
+    /// True when (some) rows are used in place from a memory-mapped file.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self, RowStorage::Mapped(_))
+    }
+
+    /// The whole owned block (rows with their zero padding) when the storage is owned, for writers
+    /// that copy it out in one piece.
+    pub fn owned_block(&self) -> Option<&[f32]> {
+        match self {
+            RowStorage::Owned(r) => Some(&r.floats()[..r.len * r.stride]),
+            RowStorage::Mapped(_) => None,
+        }
+    }
+
+    /// The mapped rows as stored in the file (padding included) and how many there are, when mapped
+    /// and no mapped row was replaced.
+    pub fn mapped_block(&self) -> Option<(&[f32], usize)> {
+        match self {
+            RowStorage::Mapped(m) if m.patched.is_empty() => Some((m.mapped_floats(), m.mapped)),
+            _ => None,
         }
     }
 }

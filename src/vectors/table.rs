@@ -70,6 +70,29 @@ impl VectorStore {
         Self::default()
     }
 
+    /// A store of `rows` (live, in order, ids unique: checked by the caller) over existing row storage,
+    /// with no ref-doc or metadata entries yet: the binary loader's constructor.
+    pub(super) fn from_loaded_rows(
+        dim: Option<usize>,
+        storage: Option<RowStorage>,
+        rows: Vec<RowMeta>,
+        index: HashMap<String, u32>,
+    ) -> Self {
+        VectorStore {
+            dim,
+            storage,
+            live: rows.len(),
+            rows,
+            index,
+            ..Self::default()
+        }
+    }
+
+    /// True when rows are used in place from a memory-mapped binary file.
+    pub fn memory_mapped(&self) -> bool {
+        self.storage.as_ref().is_some_and(RowStorage::is_mapped)
+    }
+
     /// The dimension of the stored vectors (`None` until the first add, and after `clear`).
     pub fn dim(&self) -> Option<usize> {
         self.dim
