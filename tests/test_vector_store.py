@@ -396,11 +396,14 @@ FILTER_ROWS: List[Dict[str, Any]] = [
     {},
     {"s": "ñandú 😀", "i": 2**40, "f": 3.25, "l": ["😀", "x"]},
     {"s": "apple", "i": 1, "f": 1.0, "li": [1]},
+    {"s": "İstanbul ΟΔΟΣ", "i": 2**70 + 1, "f": float(2**70), "d": {"a": 1, "x": [1]}},
+    {"s": "STRASSE ẞ ǅ", "i": 2**70, "d": {}, "l": ["ß"]},
 ]
-FILTER_KEYS = ["s", "i", "f", "b", "n", "l", "li", "mixed", "missing", "ref_doc_id", "_node_type"]
+FILTER_KEYS = ["s", "i", "f", "b", "n", "l", "li", "d", "mixed", "missing", "ref_doc_id", "_node_type"]
 FILTER_VALUES: List[Any] = [
     "apple", "a", "APP", "", "x", 1, 2, 0, 10, -4, 1.5, 0.0, 1e20,
     ["x"], ["apple", "cherry pie"], ["x", "y"], [1, 3], [1.5, 2.0], [], None, "doc1",
+    "i", "ß", "σ", "ς", "Σ", "ǆ", "İ", 2**70, float(2**70), 2**40, ["a"], [2**70],
 ]
 
 
@@ -408,7 +411,7 @@ FILTER_VALUES: List[Any] = [
 def filter_pair():
     rng = np.random.default_rng(7)
     mat = rand_matrix(rng, len(FILTER_ROWS), 5)
-    refs = ["doc1", None, "doc2", "doc1", None, "doc3", "doc1", "doc2"]
+    refs = (["doc1", None, "doc2", "doc1", None, "doc3", "doc1", "doc2"] * 2)[: len(FILTER_ROWS)]
     p = Pair()
     p.add(nodes_from_matrix(mat, refs=refs, metadata=FILTER_ROWS))
     return p, rng.standard_normal(5).astype(np.float32).tolist()
@@ -1267,3 +1270,28 @@ def test_persist_relative_filename(tmp_path, monkeypatch):
     assert_same_exception(e_t, e_o, message=False)
     if e_t is None:
         assert (tmp_path / "o.json").read_bytes() == (tmp_path / "t.json").read_bytes()
+
+
+def test_pathlib_paths(tmp_path):
+    p, mat, _ = filled_pair(6, 3)
+    r_t, e_t = outcome(p.theirs.persist, tmp_path / "t" / "vs.json")
+    r_o, e_o = outcome(p.ours.persist, tmp_path / "o" / "vs.json")
+    assert_same_exception(e_t, e_o, message=False)
+    if e_t is None:
+        assert (tmp_path / "o" / "vs.json").read_bytes() == (tmp_path / "t" / "vs.json").read_bytes()
+        r_t, e_t = outcome(SimpleVectorStore.from_persist_path, tmp_path / "t" / "vs.json")
+        r_o, e_o = outcome(Ours.from_persist_path, tmp_path / "t" / "vs.json")
+        assert_same_exception(e_t, e_o, message=False)
+        if e_t is None:
+            assert_same_dict(r_t.to_dict(), r_o.to_dict())
+    _, e_t = outcome(SimpleVectorStore.from_persist_path, tmp_path / "missing.json")
+    _, e_o = outcome(Ours.from_persist_path, tmp_path / "missing.json")
+    assert_same_exception(e_t, e_o)
+
+
+def test_empty_store_persist_and_load(tmp_path):
+    p = Pair()
+    assert persisted(p.ours, tmp_path / "o.json") == persisted(p.theirs, tmp_path / "t.json")
+    o = Ours.from_persist_path(str(tmp_path / "t.json"))
+    assert o.to_dict() == {"embedding_dict": {}, "text_id_to_ref_doc_id": {}, "metadata_dict": {}}
+    assert o.query(q([1.0, 2.0], k=3)).ids == []
