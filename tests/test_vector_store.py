@@ -112,7 +112,9 @@ INHERITED_OK = {
     "aget_nodes": "BasePydanticVectorStore.aget_nodes just calls self.get_nodes",
     "to_json": "BaseComponent.to_json is json.dumps(self.to_dict())",
     "from_json": "BaseComponent.from_json is cls.from_dict(json.loads(...))",
-    "custom_model_dump": "pydantic serializer hook: handler(self) + class_name(); both overridden",
+    # pydantic serializer hook: serializes the `data` field, then adds class_name();
+    # test_model_dump_and_dict checks its output against SimpleVectorStore's
+    "custom_model_dump": "serializes the data field (a live view) + class_name()",
 }
 
 
@@ -1295,3 +1297,30 @@ def test_empty_store_persist_and_load(tmp_path):
     o = Ours.from_persist_path(str(tmp_path / "t.json"))
     assert o.to_dict() == {"embedding_dict": {}, "text_id_to_ref_doc_id": {}, "metadata_dict": {}}
     assert o.query(q([1.0, 2.0], k=3)).ids == []
+
+
+def test_model_dump_and_dict():
+    """BaseComponent/pydantic serialization of the store itself (warnings are errors here)."""
+    p = exotic_pair()
+    for method in ("model_dump", "dict"):
+        d_t = getattr(p.theirs, method)()
+        d_o = getattr(p.ours, method)()
+        assert d_t.pop("class_name") == "SimpleVectorStore"
+        assert d_o.pop("class_name") == Ours.class_name()
+        assert_same_dict(d_t["data"], d_o["data"])
+        d_t.pop("data"), d_o.pop("data")
+        assert d_o == d_t
+    j_t = json.loads(p.theirs.model_dump_json())
+    j_o = json.loads(p.ours.model_dump_json())
+    j_t.pop("class_name"), j_o.pop("class_name")
+    assert j_o == j_t
+
+
+def test_equality_like_pydantic_models():
+    p, mat, _ = filled_pair(6, 3)
+    d = p.theirs.to_dict()
+    assert SimpleVectorStore.from_dict(d) == SimpleVectorStore.from_dict(d)  # the oracle's behaviour
+    a, b = Ours.from_dict(d), Ours.from_dict(d)
+    assert a == b
+    b.add([node("extra", mat[0].tolist())])
+    assert a != b
