@@ -1324,3 +1324,24 @@ def test_equality_like_pydantic_models():
     assert a == b
     b.add([node("extra", mat[0].tolist())])
     assert a != b
+
+
+@given(
+    ids=st.lists(
+        st.text(alphabet=["a", "B", "z", "é", "\uffff", "😀", "\U0010fffd", " ", "0"], min_size=1, max_size=3),
+        min_size=1,
+        max_size=25,
+        unique=True,
+    ),
+    choice=st.data(),
+)
+def test_ties_random_ids(ids, choice):
+    """Tied similarities: which ids survive at the k-th place follows the oracle's (sim, id) heap,
+    i.e. Python string order (code points), for any Unicode ids."""
+    vectors = [f32([1.0, 0.0, 0.5]), f32([0.5, 0.5, 0.5]), f32([-1.0, 2.0, 0.25])]
+    rows = [vectors[choice.draw(st.integers(0, 2))] for _ in ids]
+    p = Pair()
+    p.add([node(i, r) for i, r in zip(ids, rows)])
+    k = choice.draw(st.sampled_from([None, 0] + list(range(1, len(ids) + 2))))
+    p.query(q([1.0, 0.25, 0.5], k=k))
+    p.query(q([1.0, 0.25, 0.5], k=k, mode=MMR), mmr_threshold=choice.draw(st.sampled_from([None, 0.0, 0.5, 1.0])))
