@@ -40,6 +40,7 @@ md_values = st.one_of(
     st.sampled_from(["x", "y", "xy", "", "Ab"]),
     st.lists(st.sampled_from(["x", "y", "z"]), max_size=3),
     st.lists(st.integers(0, 3), max_size=3),
+    st.sampled_from([2**70, 2**70 + 1, {"x": 1}, {}]),
 )
 metadata = st.dictionaries(st.sampled_from(["k", "t", "l"]), md_values, max_size=3)
 filter_values = st.one_of(
@@ -49,6 +50,7 @@ filter_values = st.one_of(
     st.sampled_from(["x", "y", "", "A"]),
     st.lists(st.sampled_from(["x", "y"]), max_size=2),
     st.lists(st.integers(0, 3), min_size=1, max_size=2),
+    st.sampled_from([2**70, float(2**70)]),
 )
 
 
@@ -84,7 +86,7 @@ class VectorStoreMachine(RuleBasedStateMachine):
     def _both(self, method: str, *args: Any, **kwargs: Any) -> tuple:
         r_t, e_t = outcome(getattr(self.theirs, method), *args, **kwargs)
         r_o, e_o = outcome(getattr(self.ours, method), *args, **kwargs)
-        assert_same_exception(e_t, e_o, message=False)
+        assert_same_exception(e_t, e_o)
         return r_t, r_o, e_t
 
     @rule(
@@ -136,6 +138,22 @@ class VectorStoreMachine(RuleBasedStateMachine):
         r_t, r_o, e_t = self._both("query", query, mmr_threshold=threshold)
         if e_t is None:
             assert_same_result(r_t, r_o)
+
+    @rule(i=st.sampled_from(IDS), e=embeddings, ref=st.sampled_from(REFS), md=metadata)
+    def write_through_data_view(self, i: str, e: List[float], ref: Optional[str], md: dict) -> None:
+        for s in (self.theirs, self.ours):
+            s.data.embedding_dict[i] = list(e)
+            s.data.text_id_to_ref_doc_id[i] = "None" if ref is None else ref
+            s.data.metadata_dict[i] = dict(md)
+
+    @precondition(lambda self: len(self.theirs.data.embedding_dict) > 0)
+    @rule(data=st.data())
+    def delete_through_data_view(self, data: Any) -> None:
+        i = data.draw(st.sampled_from(sorted(self.theirs.data.embedding_dict)))
+        for s in (self.theirs, self.ours):
+            del s.data.embedding_dict[i]
+            del s.data.text_id_to_ref_doc_id[i]
+            s.data.metadata_dict.pop(i, None)
 
     @rule()
     def persist_and_reload(self) -> None:
