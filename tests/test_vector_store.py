@@ -1345,3 +1345,16 @@ def test_ties_random_ids(ids, choice):
     k = choice.draw(st.sampled_from([None, 0] + list(range(1, len(ids) + 2))))
     p.query(q([1.0, 0.25, 0.5], k=k))
     p.query(q([1.0, 0.25, 0.5], k=k, mode=MMR), mmr_threshold=choice.draw(st.sampled_from([None, 0.0, 0.5, 1.0])))
+
+
+def test_delete_nodes_filter_error_after_a_match():
+    """The oracle deletes row by row: rows before the one whose filter raises are already gone."""
+    p = Pair()
+    p.add([node("first", [1.0, 0.0], metadata={"v": 5}), node("second", [0.0, 1.0], metadata={"v": "str"})])
+    f = MetadataFilters(filters=[MetadataFilter(key="v", value=1, operator=FilterOperator.GT)])
+    _, e_t = outcome(p.theirs.delete_nodes, filters=f)
+    _, e_o = outcome(p.ours.delete_nodes, filters=f)
+    assert isinstance(e_t, TypeError)
+    assert_same_exception(e_t, e_o)
+    assert list(p.theirs.to_dict()["embedding_dict"]) == ["second"]
+    p.check_state()
