@@ -1358,3 +1358,35 @@ def test_delete_nodes_filter_error_after_a_match():
     assert_same_exception(e_t, e_o)
     assert list(p.theirs.to_dict()["embedding_dict"]) == ["second"]
     p.check_state()
+
+
+def test_node_ids_restriction_shields_rows_from_filter_errors():
+    """The oracle evaluates filters only on rows inside node_ids (`in set and filter(...)`)."""
+    p = Pair()
+    p.add([
+        node("ok1", [1.0, 0.0], metadata={"v": 5}),
+        node("bad", [0.5, 0.5], metadata={"v": "str"}),
+        node("ok2", [0.0, 1.0], metadata={"v": 0}),
+    ])
+    f = MetadataFilters(filters=[MetadataFilter(key="v", value=1, operator=FilterOperator.GT)])
+    res = p.query(q([1.0, 1.0], k=None, filters=f, node_ids=["ok1", "ok2"]))
+    assert res.ids == ["ok1"]
+    _, e_t = outcome(p.theirs.query, q([1.0, 1.0], k=None, filters=f))
+    _, e_o = outcome(p.ours.query, q([1.0, 1.0], k=None, filters=f))
+    assert isinstance(e_t, TypeError)
+    assert_same_exception(e_t, e_o)
+    p.both("delete_nodes", ["ok1", "ok2"], f)
+    p.check_state()
+    assert list(p.ours.to_dict()["embedding_dict"]) == ["bad", "ok2"]
+
+
+def test_learner_modes_like_oracle():
+    """With scikit-learn: same ranking; without it: the same ImportError."""
+    p, mat, _ = filled_pair(20, 6)
+    for mode in [VectorStoreQueryMode.SVM, VectorStoreQueryMode.LINEAR_REGRESSION, VectorStoreQueryMode.LOGISTIC_REGRESSION]:
+        r_t, e_t = outcome(p.theirs.query, q(mat[0].tolist(), k=5, mode=mode))
+        r_o, e_o = outcome(p.ours.query, q(mat[0].tolist(), k=5, mode=mode))
+        assert_same_exception(e_t, e_o, message=isinstance(e_t, ImportError))
+        if e_t is None:
+            assert r_o.ids == r_t.ids
+            assert np.allclose(r_o.similarities, r_t.similarities, atol=1e-4)
