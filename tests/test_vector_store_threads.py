@@ -154,3 +154,47 @@ def test_concurrent_adds_from_many_threads():
     for t in range(4):
         assert store.get(f"t{t}-7") == mats[t][7].tolist()
         assert d["text_id_to_ref_doc_id"][f"t{t}-199"] == f"t{t}"
+
+
+def test_persist_while_writing_gives_consistent_snapshots(tmp_path):
+    rng = np.random.default_rng(12)
+    store, _ = _base_store(rng)
+    extra = rand_matrix(rng, 300, DIM).tolist()
+    errors: List[BaseException] = []
+    done = threading.Event()
+
+    def writer() -> None:
+        try:
+            for start in range(0, 300, 10):
+                store.add([node(f"w{i}", extra[i], ref=f"w{start}") for i in range(start, start + 10)])
+                store.delete(f"doc{start // 10 % 50}")
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+        finally:
+            done.set()
+
+    snapshots: List[str] = []
+
+    def persister() -> None:
+        try:
+            i = 0
+            while not done.is_set() or i < 2:
+                path = tmp_path / f"snap{i}.json"
+                store.persist(str(path))
+                snapshots.append(str(path))
+                i += 1
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    _run([threading.Thread(target=writer, name="writer"), threading.Thread(target=persister, name="persister")])
+    assert errors == [], repr(errors[:3])
+    assert snapshots
+    from llama_index.core.vector_stores import SimpleVectorStore
+
+    for path in snapshots:
+        t = SimpleVectorStore.from_persist_path(path)  # the oracle can read every snapshot
+        d = t.to_dict()
+        ids = list(d["embedding_dict"])
+        assert ids == list(d["text_id_to_ref_doc_id"]) == list(d["metadata_dict"])
+        w = [int(i[1:]) for i in ids if i.startswith("w")]
+        assert len(w) % 10 == 0 and sorted(w) == list(range(len(w)))  # whole add batches only
