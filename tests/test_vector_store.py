@@ -1551,3 +1551,36 @@ def test_learner_modes_like_oracle():
         if e_t is None:
             assert r_o.ids == r_t.ids
             assert np.allclose(r_o.similarities, r_t.similarities, atol=1e-4)
+
+
+@given(
+    rows=st.lists(
+        st.lists(
+            st.floats(width=32, allow_nan=False, allow_infinity=False).filter(lambda x: x != 0.0),
+            min_size=3,
+            max_size=3,
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    md=st.dictionaries(
+        st.text(max_size=4),
+        st.one_of(
+            st.floats(allow_nan=False),
+            st.integers(-(2**80), 2**80),
+            st.text(max_size=6),
+            st.booleans(),
+            st.none(),
+        ),
+        max_size=4,
+    ),
+)
+def test_persisted_bytes_random_float32_values(tmp_path_factory, rows, md):
+    """Every float32 value (subnormals, huge, exponent/positional switch of repr) and arbitrary
+    JSON-native metadata persist byte-identically."""
+    d = tmp_path_factory.mktemp("f32")
+    p = Pair()
+    p.add([node(f"r{i}", r, ref="d" if i % 2 else None, metadata=md) for i, r in enumerate(rows)])
+    assert persisted(p.ours, d / "o.json") == persisted(p.theirs, d / "t.json")
+    loaded = Ours.from_persist_path(str(d / "t.json"))
+    assert persisted(loaded, d / "o2.json") == (d / "t.json").read_bytes()
