@@ -13,7 +13,8 @@ import math
 import os
 import pathlib
 import threading
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -45,7 +46,7 @@ if STANDIN:
         def _lock(self) -> threading.RLock:
             return _STANDIN_LOCK  # module-level: keeps the stand-in picklable and deep-copyable
 
-        def add(self, nodes: Sequence[Any], **kw: Any) -> List[str]:
+        def add(self, nodes: Sequence[Any], **kw: Any) -> list[str]:
             with self._lock():
                 return super().add(nodes, **kw)
 
@@ -68,9 +69,9 @@ if STANDIN:
         def query_batch(
             self,
             embeddings: Any,
-            similarity_top_k: Optional[int] = 10,
-            filters: Optional[MetadataFilters] = None,
-        ) -> List[VectorStoreQueryResult]:
+            similarity_top_k: int | None = 10,
+            filters: MetadataFilters | None = None,
+        ) -> list[VectorStoreQueryResult]:
             return [
                 self.query(
                     VectorStoreQuery(
@@ -97,13 +98,13 @@ if STANDIN:
 
     Ours: Any = StandInVectorStore
 else:
-    from llama_index_rs import RustVectorStore as Ours  # noqa: F401  (fails loudly if not built)
+    from llama_index_rs import RustVectorStore as Ours
 
 
 # ---------------------------------------------------------------- data helpers
 
 
-def f32(values: Iterable[float]) -> List[float]:
+def f32(values: Iterable[float]) -> list[float]:
     """Round to float32 and back to Python floats (the values local models produce)."""
     return np.asarray(list(values), dtype=np.float32).tolist()
 
@@ -115,8 +116,8 @@ def rand_matrix(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
 def node(
     id_: str,
     embedding: Sequence[float],
-    ref: Optional[str] = None,
-    metadata: Optional[Dict[str, Any]] = None,
+    ref: str | None = None,
+    metadata: dict[str, Any] | None = None,
     text: str = "",
 ) -> TextNode:
     rels = {NodeRelationship.SOURCE: RelatedNodeInfo(node_id=ref)} if ref is not None else {}
@@ -132,9 +133,9 @@ def node(
 def nodes_from_matrix(
     mat: np.ndarray,
     prefix: str = "n",
-    refs: Optional[Sequence[Optional[str]]] = None,
-    metadata: Optional[Sequence[Dict[str, Any]]] = None,
-) -> List[TextNode]:
+    refs: Sequence[str | None] | None = None,
+    metadata: Sequence[dict[str, Any]] | None = None,
+) -> list[TextNode]:
     rows = mat.tolist()
     return [
         node(
@@ -148,12 +149,12 @@ def nodes_from_matrix(
 
 
 def q(
-    embedding: Optional[Sequence[float]],
-    k: Optional[int] = 10,
+    embedding: Sequence[float] | None,
+    k: int | None = 10,
     mode: VectorStoreQueryMode = VectorStoreQueryMode.DEFAULT,
-    filters: Optional[MetadataFilters] = None,
-    node_ids: Optional[List[str]] = None,
-    doc_ids: Optional[List[str]] = None,
+    filters: MetadataFilters | None = None,
+    node_ids: list[str] | None = None,
+    doc_ids: list[str] | None = None,
 ) -> VectorStoreQuery:
     return VectorStoreQuery(
         query_embedding=None if embedding is None else list(embedding),
@@ -171,11 +172,11 @@ def q(
 class Pair:
     """(SimpleVectorStore, Ours) driven with identical operations."""
 
-    def __init__(self, theirs: Optional[SimpleVectorStore] = None, ours: Any = None) -> None:
+    def __init__(self, theirs: SimpleVectorStore | None = None, ours: Any = None) -> None:
         self.theirs = theirs if theirs is not None else SimpleVectorStore()
         self.ours = ours if ours is not None else Ours()
 
-    def both(self, method: str, *args: Any, **kwargs: Any) -> Tuple[Any, Any]:
+    def both(self, method: str, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
         """Call `method` on both; return (theirs, ours) results. Exceptions must agree in type."""
         r_t, e_t = _call(getattr(self.theirs, method), *args, **kwargs)
         r_o, e_o = _call(getattr(self.ours, method), *args, **kwargs)
@@ -184,7 +185,7 @@ class Pair:
             raise _Raised(e_t, e_o)
         return r_t, r_o
 
-    def add(self, nodes: Sequence[TextNode]) -> List[str]:
+    def add(self, nodes: Sequence[TextNode]) -> list[str]:
         ids_t, ids_o = self.both("add", nodes)
         assert ids_t == ids_o
         return ids_o
@@ -204,19 +205,19 @@ class _Raised(Exception):
         self.theirs, self.ours = theirs, ours
 
 
-def _call(fn: Any, *args: Any, **kwargs: Any) -> Tuple[Any, Optional[BaseException]]:
+def _call(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, BaseException | None]:
     try:
         return fn(*args, **kwargs), None
     except Exception as e:  # noqa: BLE001 - compared, not swallowed
         return None, e
 
 
-def outcome(fn: Any, *args: Any, **kwargs: Any) -> Tuple[Any, Optional[BaseException]]:
+def outcome(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, BaseException | None]:
     return _call(fn, *args, **kwargs)
 
 
 def assert_same_exception(
-    theirs: Optional[BaseException], ours: Optional[BaseException], message: bool = True
+    theirs: BaseException | None, ours: BaseException | None, message: bool = True
 ) -> None:
     if theirs is None or ours is None:
         assert theirs is None and ours is None, f"theirs raised {theirs!r}, ours raised {ours!r}"
@@ -238,7 +239,9 @@ def assert_same_result(
     o_s = [float(s) for s in ours.similarities]
     assert len(o_ids) == len(t_ids), f"lengths differ: theirs {t_ids}, ours {o_ids}"
     assert len(o_s) == len(o_ids)
-    assert o_ids == t_ids, f"ids differ:\n theirs {t_ids}\n ours   {o_ids}\n sims {t_s}\n ours {o_s}"
+    assert o_ids == t_ids, (
+        f"ids differ:\n theirs {t_ids}\n ours   {o_ids}\n sims {t_s}\n ours {o_s}"
+    )
     for a, b in zip(t_s, o_s):
         if math.isnan(a):
             assert math.isnan(b)
@@ -258,7 +261,7 @@ def _normalise(x: Any) -> Any:
     return x
 
 
-def assert_same_dict(theirs: Dict[str, Any], ours: Dict[str, Any]) -> None:
+def assert_same_dict(theirs: dict[str, Any], ours: dict[str, Any]) -> None:
     """to_dict() equality including key order of every mapping (it decides persisted bytes)."""
     n_o, n_t = _normalise(ours), _normalise(theirs)
     if n_o != n_t:
@@ -298,9 +301,15 @@ class Corpus:
         assert len(self.records) == len(self.embeddings)
         assert len(self.queries) == len(self.query_embeddings)
 
-    def nodes(self) -> List[TextNode]:
+    def nodes(self) -> list[TextNode]:
         rows = self.embeddings.tolist()
         return [
-            node(r["id"], rows[i], ref=r.get("ref_doc_id"), metadata=r.get("metadata"), text=r["text"])
+            node(
+                r["id"],
+                rows[i],
+                ref=r.get("ref_doc_id"),
+                metadata=r.get("metadata"),
+                text=r["text"],
+            )
             for i, r in enumerate(self.records)
         ]

@@ -10,10 +10,9 @@ os.environ["TIKTOKEN_CACHE_DIR"] = str(
     pathlib.Path(_lic.__file__).parent / "_static" / "tiktoken_cache"
 )
 
-import pytest  # noqa: E402
-from hypothesis import HealthCheck, settings  # noqa: E402
-
-from _support import DATA_DIR, STANDIN, Corpus, Ours, Pair  # noqa: E402
+import pytest
+from _support import DATA_DIR, STANDIN, Corpus, Ours, Pair
+from hypothesis import HealthCheck, settings
 
 settings.register_profile(
     "ci",

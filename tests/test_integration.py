@@ -3,23 +3,22 @@ place of SimpleVectorStore give the same nodes and scores on the bundled corpus.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any
 
 import numpy as np
 import pytest
+from _support import Corpus, Ours
 from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.vector_stores import SimpleVectorStore
 from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
 
-from _support import Corpus, Ours
-
 
 class PrecomputedEmbedding(BaseEmbedding):
     """A real BaseEmbedding that knows the corpus' query embeddings; unknown texts raise."""
 
-    _table: Dict[str, List[float]] = PrivateAttr(default_factory=dict)
+    _table: dict[str, list[float]] = PrivateAttr(default_factory=dict)
 
     def __init__(self, corpus: Corpus, **kwargs: Any) -> None:
         super().__init__(model_name="precomputed-all-MiniLM-L6-v2", embed_batch_size=16, **kwargs)
@@ -31,19 +30,19 @@ class PrecomputedEmbedding(BaseEmbedding):
     def class_name(cls) -> str:
         return "PrecomputedEmbedding"
 
-    def _lookup(self, text: str) -> List[float]:
+    def _lookup(self, text: str) -> list[float]:
         try:
             return list(self._table[text])
         except KeyError:
             raise KeyError(f"no precomputed embedding for {text!r}") from None
 
-    def _get_query_embedding(self, query: str) -> List[float]:
+    def _get_query_embedding(self, query: str) -> list[float]:
         return self._lookup(query)
 
-    async def _aget_query_embedding(self, query: str) -> List[float]:
+    async def _aget_query_embedding(self, query: str) -> list[float]:
         return self._lookup(query)
 
-    def _get_text_embedding(self, text: str) -> List[float]:
+    def _get_text_embedding(self, text: str) -> list[float]:
         return self._lookup(text)
 
 
@@ -58,7 +57,10 @@ def build(corpus: Corpus, vector_store: Any, embed: BaseEmbedding) -> VectorStor
 
 
 def retrieved(index: VectorStoreIndex, text: str, **kwargs: Any) -> list:
-    return [(n.node.node_id, n.score, n.node.get_content()) for n in index.as_retriever(**kwargs).retrieve(text)]
+    return [
+        (n.node.node_id, n.score, n.node.get_content())
+        for n in index.as_retriever(**kwargs).retrieve(text)
+    ]
 
 
 def assert_same_retrieval(a: list, b: list) -> None:
@@ -95,13 +97,25 @@ def test_retrieve_same_as_simple(corpus, indexes):
 def test_retrieve_mmr_and_filters(corpus, indexes):
     theirs, ours = indexes
     filters = MetadataFilters(
-        filters=[MetadataFilter(key="module", value=["json", "os", "zipfile", "pathlib"], operator=FilterOperator.IN)]
+        filters=[
+            MetadataFilter(
+                key="module", value=["json", "os", "zipfile", "pathlib"], operator=FilterOperator.IN
+            )
+        ]
     )
     for qr in corpus.queries[:4]:
-        kw = {"similarity_top_k": 4, "vector_store_query_mode": "mmr", "vector_store_kwargs": {"mmr_threshold": 0.6}}
-        assert_same_retrieval(retrieved(theirs, qr["text"], **kw), retrieved(ours, qr["text"], **kw))
+        kw = {
+            "similarity_top_k": 4,
+            "vector_store_query_mode": "mmr",
+            "vector_store_kwargs": {"mmr_threshold": 0.6},
+        }
+        assert_same_retrieval(
+            retrieved(theirs, qr["text"], **kw), retrieved(ours, qr["text"], **kw)
+        )
         kw2 = {"similarity_top_k": 8, "filters": filters}
-        assert_same_retrieval(retrieved(theirs, qr["text"], **kw2), retrieved(ours, qr["text"], **kw2))
+        assert_same_retrieval(
+            retrieved(theirs, qr["text"], **kw2), retrieved(ours, qr["text"], **kw2)
+        )
 
 
 def test_persist_and_load_index(corpus, embed, tmp_path):
@@ -112,19 +126,28 @@ def test_persist_and_load_index(corpus, embed, tmp_path):
     vs_name = "default__vector_store.json"
     assert (tmp_path / "o" / vs_name).read_bytes() == (tmp_path / "t" / vs_name).read_bytes()
 
-    loaded_t = load_index_from_storage(StorageContext.from_defaults(persist_dir=str(tmp_path / "t")), embed_model=embed)
+    loaded_t = load_index_from_storage(
+        StorageContext.from_defaults(persist_dir=str(tmp_path / "t")), embed_model=embed
+    )
     ctx_o = StorageContext.from_defaults(
         persist_dir=str(tmp_path / "o"), vector_store=Ours.from_persist_dir(str(tmp_path / "o"))
     )
     loaded_o = load_index_from_storage(ctx_o, embed_model=embed)
     assert isinstance(loaded_o.vector_store, Ours)
     for qr in corpus.queries[::5]:
-        assert_same_retrieval(retrieved(loaded_t, qr["text"], similarity_top_k=6), retrieved(loaded_o, qr["text"], similarity_top_k=6))
+        assert_same_retrieval(
+            retrieved(loaded_t, qr["text"], similarity_top_k=6),
+            retrieved(loaded_o, qr["text"], similarity_top_k=6),
+        )
     # the file ours wrote loads into the stock SimpleVectorStore path too
-    loaded_cross = load_index_from_storage(StorageContext.from_defaults(persist_dir=str(tmp_path / "o")), embed_model=embed)
+    loaded_cross = load_index_from_storage(
+        StorageContext.from_defaults(persist_dir=str(tmp_path / "o")), embed_model=embed
+    )
     assert type(loaded_cross.vector_store) is SimpleVectorStore
     q0 = corpus.queries[0]["text"]
-    assert_same_retrieval(retrieved(loaded_t, q0, similarity_top_k=6), retrieved(loaded_cross, q0, similarity_top_k=6))
+    assert_same_retrieval(
+        retrieved(loaded_t, q0, similarity_top_k=6), retrieved(loaded_cross, q0, similarity_top_k=6)
+    )
     # StorageContext.to_dict accepts ours (isinstance check on SimpleVectorStore)
     from llama_index.core.storage.storage_context import VECTOR_STORE_KEY
 
@@ -137,15 +160,24 @@ def test_persist_and_load_index(corpus, embed, tmp_path):
 def test_insert_and_delete_through_index(corpus, embed):
     nodes = corpus.nodes()
     first, rest = nodes[:100], nodes[100:130]
-    idx_t = VectorStoreIndex(first, storage_context=StorageContext.from_defaults(vector_store=SimpleVectorStore()), embed_model=embed)
-    idx_o = VectorStoreIndex(first, storage_context=StorageContext.from_defaults(vector_store=Ours()), embed_model=embed)
+    idx_t = VectorStoreIndex(
+        first,
+        storage_context=StorageContext.from_defaults(vector_store=SimpleVectorStore()),
+        embed_model=embed,
+    )
+    idx_o = VectorStoreIndex(
+        first, storage_context=StorageContext.from_defaults(vector_store=Ours()), embed_model=embed
+    )
     for idx in (idx_t, idx_o):
         idx.insert_nodes(rest)
         idx.delete_ref_doc(nodes[0].ref_doc_id, delete_from_docstore=True)
         idx.delete_nodes([rest[3].node_id])
     assert idx_o.vector_store.to_dict() == idx_t.vector_store.to_dict()
     for qr in corpus.queries[:5]:
-        assert_same_retrieval(retrieved(idx_t, qr["text"], similarity_top_k=7), retrieved(idx_o, qr["text"], similarity_top_k=7))
+        assert_same_retrieval(
+            retrieved(idx_t, qr["text"], similarity_top_k=7),
+            retrieved(idx_o, qr["text"], similarity_top_k=7),
+        )
 
 
 def test_async_retrieve(corpus, indexes):

@@ -12,12 +12,8 @@ import textwrap
 
 import numpy as np
 import pytest
-from llama_index.core.vector_stores import SimpleVectorStore
-from llama_index.core.vector_stores.types import VectorStoreQueryMode
-
 from _support import (
     REPO,
-    STANDIN,
     Ours,
     Pair,
     assert_same_exception,
@@ -26,13 +22,21 @@ from _support import (
     outcome,
     q,
 )
+from llama_index.core.vector_stores import SimpleVectorStore
+from llama_index.core.vector_stores.types import VectorStoreQueryMode
 
 MMR = VectorStoreQueryMode.MMR
 
 
 def base_pair() -> Pair:
     p = Pair()
-    p.add([node("a", [1.0, 0.0, 0.5], ref="d"), node("b", [0.0, 1.0, 0.25]), node("c", [0.5, 0.5, 0.5], ref="d")])
+    p.add(
+        [
+            node("a", [1.0, 0.0, 0.5], ref="d"),
+            node("b", [0.0, 1.0, 0.25]),
+            node("c", [0.5, 0.5, 0.5], ref="d"),
+        ]
+    )
     return p
 
 
@@ -138,7 +142,11 @@ def test_negative_k_same_as_oracle(k):
 
 def test_unknown_query_mode(pair):
     pair.add([node("a", [1.0])])
-    for mode in [VectorStoreQueryMode.HYBRID, VectorStoreQueryMode.SEMANTIC_HYBRID, VectorStoreQueryMode.MMR.__class__("sparse")]:
+    for mode in [
+        VectorStoreQueryMode.HYBRID,
+        VectorStoreQueryMode.SEMANTIC_HYBRID,
+        VectorStoreQueryMode.MMR.__class__("sparse"),
+    ]:
         _, e_t = outcome(pair.theirs.query, q([1.0], mode=mode))
         _, e_o = outcome(pair.ours.query, q([1.0], mode=mode))
         assert isinstance(e_t, ValueError)
@@ -181,7 +189,10 @@ GARBAGE = {
     "invalid_utf8": b'{"embedding_dict": {"\xff\xfe": [1.0]}}',
     "trailing_garbage": b'{"embedding_dict": {}, "text_id_to_ref_doc_id": {}, "metadata_dict": {}} xx',
     "single_quotes": b"{'embedding_dict': {}}",
-    "deep_nesting": b'{"embedding_dict": {}, "metadata_dict": {"a": ' + b"[" * 100000 + b"]" * 100000 + b"}}",
+    "deep_nesting": b'{"embedding_dict": {}, "metadata_dict": {"a": '
+    + b"[" * 100000
+    + b"]" * 100000
+    + b"}}",
 }
 
 
@@ -232,7 +243,14 @@ def test_garbage_loads_in_subprocess_do_not_crash(tmp_path):
         print("|".join(results))
         """
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+    )
     assert proc.returncode == 0, f"child died: rc={proc.returncode}\n{proc.stderr[-2000:]}"
     outcomes = dict(item.split(":") for item in proc.stdout.strip().split("|"))
     assert len(outcomes) == len(GARBAGE)
@@ -244,7 +262,10 @@ def test_missing_file_message(tmp_path):
     _, e_t = outcome(SimpleVectorStore.from_persist_path, path)
     _, e_o = outcome(Ours.from_persist_path, path)
     assert isinstance(e_o, ValueError)
-    assert str(e_o) == f"No existing llama_index.core.vector_stores.simple found at {path}, skipping load."
+    assert (
+        str(e_o)
+        == f"No existing llama_index.core.vector_stores.simple found at {path}, skipping load."
+    )
     assert_same_exception(e_t, e_o)
 
 

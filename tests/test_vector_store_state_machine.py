@@ -7,8 +7,17 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from typing import Any, List, Optional
+from typing import Any
 
+from _support import (
+    Ours,
+    assert_same_dict,
+    assert_same_exception,
+    assert_same_result,
+    node,
+    outcome,
+    q,
+)
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -20,8 +29,6 @@ from llama_index.core.vector_stores.types import (
     MetadataFilters,
     VectorStoreQueryMode,
 )
-
-from _support import Ours, assert_same_dict, assert_same_exception, assert_same_result, node, outcome, q
 
 DIM = 4
 IDS = ["a", "b", "c", "d", "e", "f", "😀", "None"]
@@ -40,6 +47,7 @@ md_values = st.one_of(
     st.sampled_from(["x", "y", "xy", "", "Ab"]),
     st.lists(st.sampled_from(["x", "y", "z"]), max_size=3),
     st.lists(st.integers(0, 3), max_size=3),
+    st.sampled_from([2**70, 2**70 + 1, {"x": 1}, {}]),
 )
 metadata = st.dictionaries(st.sampled_from(["k", "t", "l"]), md_values, max_size=3)
 filter_values = st.one_of(
@@ -49,14 +57,15 @@ filter_values = st.one_of(
     st.sampled_from(["x", "y", "", "A"]),
     st.lists(st.sampled_from(["x", "y"]), max_size=2),
     st.lists(st.integers(0, 3), min_size=1, max_size=2),
+    st.sampled_from([2**70, float(2**70)]),
 )
 
 
 @st.composite
-def metadata_filters(draw: Any) -> Optional[MetadataFilters]:
+def metadata_filters(draw: Any) -> MetadataFilters | None:
     if draw(st.integers(0, 5)) == 0:
         return None
-    fs: List[MetadataFilter] = []
+    fs: list[MetadataFilter] = []
     for _ in range(draw(st.integers(0, 3))):
         try:
             fs.append(
@@ -66,7 +75,7 @@ def metadata_filters(draw: Any) -> Optional[MetadataFilters]:
                     operator=draw(st.sampled_from(list(FilterOperator))),
                 )
             )
-        except Exception:  # noqa: BLE001 - pydantic rejects some value/operator pairs
+        except ValueError:  # pydantic ValidationError: rejects some value/operator pairs
             pass
     return MetadataFilters(filters=fs, condition=draw(st.sampled_from(list(FilterCondition))))
 
@@ -84,7 +93,7 @@ class VectorStoreMachine(RuleBasedStateMachine):
     def _both(self, method: str, *args: Any, **kwargs: Any) -> tuple:
         r_t, e_t = outcome(getattr(self.theirs, method), *args, **kwargs)
         r_o, e_o = outcome(getattr(self.ours, method), *args, **kwargs)
-        assert_same_exception(e_t, e_o, message=False)
+        assert_same_exception(e_t, e_o)
         return r_t, r_o, e_t
 
     @rule(
@@ -100,11 +109,14 @@ class VectorStoreMachine(RuleBasedStateMachine):
         assert r_t == r_o
 
     @rule(ref=st.sampled_from(REFS + ["nobody"]))
-    def delete(self, ref: Optional[str]) -> None:
+    def delete(self, ref: str | None) -> None:
         self._both("delete", "None" if ref is None else ref)
 
-    @rule(ids=st.one_of(st.none(), st.lists(st.sampled_from(IDS + ["zz"]), max_size=3)), filters=metadata_filters())
-    def delete_nodes(self, ids: Optional[List[str]], filters: Optional[MetadataFilters]) -> None:
+    @rule(
+        ids=st.one_of(st.none(), st.lists(st.sampled_from(IDS + ["zz"]), max_size=3)),
+        filters=metadata_filters(),
+    )
+    def delete_nodes(self, ids: list[str] | None, filters: MetadataFilters | None) -> None:
         self._both("delete_nodes", ids, filters)
 
     @precondition(lambda self: len(self.theirs.data.embedding_dict) > 0)
@@ -119,7 +131,7 @@ class VectorStoreMachine(RuleBasedStateMachine):
         filters=metadata_filters(),
         node_ids=st.one_of(st.none(), st.lists(st.sampled_from(IDS), max_size=4)),
     )
-    def query(self, qe: List[float], k: Optional[int], filters: Any, node_ids: Any) -> None:
+    def query(self, qe: list[float], k: int | None, filters: Any, node_ids: Any) -> None:
         query = q(qe, k=k, filters=filters, node_ids=node_ids)
         r_t, r_o, e_t = self._both("query", query)
         if e_t is None:
@@ -131,11 +143,29 @@ class VectorStoreMachine(RuleBasedStateMachine):
         threshold=st.sampled_from([None, 0.0, 0.5, 1.0]),
         filters=metadata_filters(),
     )
-    def query_mmr(self, qe: List[float], k: Optional[int], threshold: Optional[float], filters: Any) -> None:
+    def query_mmr(
+        self, qe: list[float], k: int | None, threshold: float | None, filters: Any
+    ) -> None:
         query = q(qe, k=k, filters=filters, mode=VectorStoreQueryMode.MMR)
         r_t, r_o, e_t = self._both("query", query, mmr_threshold=threshold)
         if e_t is None:
             assert_same_result(r_t, r_o)
+
+    @rule(i=st.sampled_from(IDS), e=embeddings, ref=st.sampled_from(REFS), md=metadata)
+    def write_through_data_view(self, i: str, e: list[float], ref: str | None, md: dict) -> None:
+        for s in (self.theirs, self.ours):
+            s.data.embedding_dict[i] = list(e)
+            s.data.text_id_to_ref_doc_id[i] = "None" if ref is None else ref
+            s.data.metadata_dict[i] = dict(md)
+
+    @precondition(lambda self: len(self.theirs.data.embedding_dict) > 0)
+    @rule(data=st.data())
+    def delete_through_data_view(self, data: Any) -> None:
+        i = data.draw(st.sampled_from(sorted(self.theirs.data.embedding_dict)))
+        for s in (self.theirs, self.ours):
+            del s.data.embedding_dict[i]
+            del s.data.text_id_to_ref_doc_id[i]
+            s.data.metadata_dict.pop(i, None)
 
     @rule()
     def persist_and_reload(self) -> None:

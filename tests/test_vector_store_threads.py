@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, List
+from typing import Any
 
 import numpy as np
-
 from _support import Ours, node, q, rand_matrix
 
 DIM = 16
@@ -19,12 +18,16 @@ JOIN_TIMEOUT = 120.0
 def _base_store(rng: np.random.Generator) -> tuple:
     mat = rand_matrix(rng, N_BASE, DIM)
     o = Ours()
-    ids = o.add_embeddings([f"base{i}" for i in range(N_BASE)], mat, ref_doc_ids=[f"doc{i % 50}" for i in range(N_BASE)])
+    ids = o.add_embeddings(
+        [f"base{i}" for i in range(N_BASE)],
+        mat,
+        ref_doc_ids=[f"doc{i % 50}" for i in range(N_BASE)],
+    )
     assert len(ids) == N_BASE
     return o, mat
 
 
-def _run(threads: List[threading.Thread]) -> None:
+def _run(threads: list[threading.Thread]) -> None:
     for t in threads:
         t.start()
     deadline = time.monotonic() + JOIN_TIMEOUT
@@ -41,7 +44,7 @@ def test_concurrent_queries_while_writing():
     queries = rand_matrix(rng, 8, DIM)
     ever_present = {f"base{i}" for i in range(N_BASE)} | {f"extra{i}" for i in range(len(extra))}
     stable = {f"base{i}" for i in range(N_BASE) if i % 50 >= 10}  # docs 0..9 get deleted
-    errors: List[BaseException] = []
+    errors: list[BaseException] = []
     counts = [0] * len(queries)
     stop = threading.Event()
 
@@ -64,7 +67,12 @@ def test_concurrent_queries_while_writing():
         try:
             rows = extra.tolist()
             for start in range(0, len(rows), 20):
-                store.add([node(f"extra{i}", rows[i], ref=f"xdoc{i % 7}") for i in range(start, start + 20)])
+                store.add(
+                    [
+                        node(f"extra{i}", rows[i], ref=f"xdoc{i % 7}")
+                        for i in range(start, start + 20)
+                    ]
+                )
                 if start % 100 == 0:
                     store.delete(f"doc{start // 100}")
                     store.delete_nodes([f"extra{start}"])
@@ -100,7 +108,7 @@ def test_persist_while_querying(tmp_path):
     rng = np.random.default_rng(6)
     store, mat = _base_store(rng)
     expected = store.query(q(mat[0].tolist(), k=10))
-    errors: List[BaseException] = []
+    errors: list[BaseException] = []
     stop = threading.Event()
     paths = [tmp_path / f"p{i}.json" for i in range(3)]
 
@@ -122,7 +130,7 @@ def test_persist_while_querying(tmp_path):
         finally:
             stop.set()
 
-    threads: List[Any] = [threading.Thread(target=reader, name=f"reader{j}") for j in range(8)]
+    threads: list[Any] = [threading.Thread(target=reader, name=f"reader{j}") for j in range(8)]
     threads.append(threading.Thread(target=persister, name="persister"))
     _run(threads)
     assert errors == [], repr(errors[:3])
@@ -137,13 +145,15 @@ def test_concurrent_adds_from_many_threads():
     rng = np.random.default_rng(8)
     mats = [rand_matrix(rng, 200, DIM) for _ in range(4)]
     store = Ours()
-    errors: List[BaseException] = []
+    errors: list[BaseException] = []
 
     def adder(t: int) -> None:
         try:
             rows = mats[t].tolist()
             for start in range(0, 200, 25):
-                store.add([node(f"t{t}-{i}", rows[i], ref=f"t{t}") for i in range(start, start + 25)])
+                store.add(
+                    [node(f"t{t}-{i}", rows[i], ref=f"t{t}") for i in range(start, start + 25)]
+                )
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
 
@@ -154,3 +164,54 @@ def test_concurrent_adds_from_many_threads():
     for t in range(4):
         assert store.get(f"t{t}-7") == mats[t][7].tolist()
         assert d["text_id_to_ref_doc_id"][f"t{t}-199"] == f"t{t}"
+
+
+def test_persist_while_writing_gives_consistent_snapshots(tmp_path):
+    rng = np.random.default_rng(12)
+    store, _ = _base_store(rng)
+    extra = rand_matrix(rng, 300, DIM).tolist()
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def writer() -> None:
+        try:
+            for start in range(0, 300, 10):
+                store.add(
+                    [node(f"w{i}", extra[i], ref=f"w{start}") for i in range(start, start + 10)]
+                )
+                store.delete(f"doc{start // 10 % 50}")
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+        finally:
+            done.set()
+
+    snapshots: list[str] = []
+
+    def persister() -> None:
+        try:
+            i = 0
+            while not done.is_set() or i < 2:
+                path = tmp_path / f"snap{i}.json"
+                store.persist(str(path))
+                snapshots.append(str(path))
+                i += 1
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    _run(
+        [
+            threading.Thread(target=writer, name="writer"),
+            threading.Thread(target=persister, name="persister"),
+        ]
+    )
+    assert errors == [], repr(errors[:3])
+    assert snapshots
+    from llama_index.core.vector_stores import SimpleVectorStore
+
+    for path in snapshots:
+        t = SimpleVectorStore.from_persist_path(path)  # the oracle can read every snapshot
+        d = t.to_dict()
+        ids = list(d["embedding_dict"])
+        assert ids == list(d["text_id_to_ref_doc_id"]) == list(d["metadata_dict"])
+        w = [int(i[1:]) for i in ids if i.startswith("w")]
+        assert len(w) % 10 == 0 and sorted(w) == list(range(len(w)))  # whole add batches only
