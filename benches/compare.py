@@ -15,19 +15,14 @@ from __future__ import annotations
 import gc
 import os
 import platform
-import resource
-import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, List, Optional
 
 import numpy as np
-
-from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores import SimpleVectorStore, VectorStoreQuery
 from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
-
 from llama_index_rs import RustVectorStore, simd_backend
 
 QUICK = "--quick" in sys.argv
@@ -44,9 +39,20 @@ def best_of(fn: Callable[[], Any], repeat: int) -> tuple:
     return best, out
 
 
-def row(section: str, what: str, seconds: Optional[float], base: Optional[float], ok: Optional[bool], note: str = "") -> None:
+def row(
+    section: str,
+    what: str,
+    seconds: Optional[float],
+    base: Optional[float],
+    ok: Optional[bool],
+    note: str = "",
+) -> None:
     ratio = "" if seconds is None or base is None else f"{base / seconds:.2f}x"
-    t = "-" if seconds is None else (f"{seconds * 1e3:.2f} ms" if seconds < 10 else f"{seconds:.1f} s")
+    t = (
+        "-"
+        if seconds is None
+        else (f"{seconds * 1e3:.2f} ms" if seconds < 10 else f"{seconds:.1f} s")
+    )
     check = {True: "ok", False: "WRONG", None: ""}[ok]
     ROWS.append([section, what, t, ratio, check, note])
     print(f"  {what:<44}{t:>12}  {ratio:>9}  {check:<5} {note}", flush=True)
@@ -97,7 +103,14 @@ def bench_query(n: int, d: int, simple_n: int) -> None:
     store = rust_store(x)
     vq = VectorStoreQuery(query_embedding=q.astype(np.float64).tolist(), similarity_top_k=k)
     t_rs, res = best_of(lambda: store.query(vq), 7)
-    row("query", "RustVectorStore.query", t_rs, t_np, ids_match(res.ids, want), "ratio = numpy time / ours")
+    row(
+        "query",
+        "RustVectorStore.query",
+        t_rs,
+        t_np,
+        ids_match(res.ids, want),
+        "ratio = numpy time / ours",
+    )
     try:
         import faiss
 
@@ -108,7 +121,8 @@ def bench_query(n: int, d: int, simple_n: int) -> None:
     except ImportError:
         row("query", "FAISS IndexFlatIP", None, None, None, "faiss-cpu not installed")
     try:
-        from usearch.index import search as usearch_search, MetricKind
+        from usearch.index import MetricKind
+        from usearch.index import search as usearch_search
 
         t_u, m = best_of(lambda: usearch_search(x, q, k, MetricKind.IP, exact=True), 5)
         row("query", "usearch exact search", t_u, t_np, list(m.keys) == list(want))
@@ -120,21 +134,36 @@ def bench_query(n: int, d: int, simple_n: int) -> None:
     t_s, res = best_of(lambda: simple.query(vq), 1)
     ok = ids_match(res.ids, numpy_topk(xs, q, k))
     scaled = t_s * n / simple_n
-    row("query", "SimpleVectorStore.query", scaled, t_np, ok,
-        "measured" if simple_n == n else f"extrapolated from {simple_n:,} rows ({t_s:.2f} s)")
-    print(f"  -> ours vs numpy: {t_rs / t_np:.2f}x numpy's time; vs SimpleVectorStore: {scaled / t_rs:,.0f}x faster")
-    del simple, xs
+    row(
+        "query",
+        "SimpleVectorStore.query",
+        scaled,
+        t_np,
+        ok,
+        "measured" if simple_n == n else f"extrapolated from {simple_n:,} rows ({t_s:.2f} s)",
+    )
+    print(
+        f"  -> ours vs numpy: {t_rs / t_np:.2f}x numpy's time; vs SimpleVectorStore: {scaled / t_rs:,.0f}x faster"
+    )
 
     # Filtered query: a filter passing 10% of the rows.
     fstore = rust_store(x, with_metadata=True)
-    filters = MetadataFilters(filters=[MetadataFilter(key="bucket", value=3, operator=FilterOperator.EQ)])
+    filters = MetadataFilters(
+        filters=[MetadataFilter(key="bucket", value=3, operator=FilterOperator.EQ)]
+    )
     fq = VectorStoreQuery(query_embedding=vq.query_embedding, similarity_top_k=k, filters=filters)
     t_fu, _ = best_of(lambda: fstore.query(vq), 5)
     t_ff, res = best_of(lambda: fstore.query(fq), 5)
     sel = np.arange(3, n, 10)
     want_f = sel[numpy_topk(x[sel], q, k)]
-    row("filter", "RustVectorStore.query, filter passes 10%", t_ff, t_fu, ids_match(res.ids, want_f),
-        f"ratio = unfiltered ({t_fu * 1e3:.1f} ms) / filtered")
+    row(
+        "filter",
+        "RustVectorStore.query, filter passes 10%",
+        t_ff,
+        t_fu,
+        ids_match(res.ids, want_f),
+        f"ratio = unfiltered ({t_fu * 1e3:.1f} ms) / filtered",
+    )
 
     # Batch of 64 queries.
     Q = make_data(64, d, seed=2)
@@ -147,7 +176,13 @@ def bench_query(n: int, d: int, simple_n: int) -> None:
         import faiss
 
         t_fb, (D, I) = best_of(lambda: index.search(Q, k), 3)
-        row("batch", "FAISS IndexFlatIP search (64 q)", t_fb, t_nb, list(I[0]) == list(numpy_topk(x, Q[0], k)))
+        row(
+            "batch",
+            "FAISS IndexFlatIP search (64 q)",
+            t_fb,
+            t_nb,
+            list(I[0]) == list(numpy_topk(x, Q[0], k)),
+        )
     except ImportError:
         pass
 
@@ -168,10 +203,23 @@ def bench_persist(n: int, d: int, simple_n: int) -> None:
         t_sl, _ = best_of(lambda: SimpleVectorStore.from_persist_path(theirs), 1)
         scale = n / simple_n
         note = "measured" if simple_n == n else f"Simple extrapolated from {simple_n:,} rows"
-        row("persist", f"SimpleVectorStore.persist ({size / 1e6:.0f} MB)", t_sp * scale, t_sp * scale, None, note)
+        row(
+            "persist",
+            f"SimpleVectorStore.persist ({size / 1e6:.0f} MB)",
+            t_sp * scale,
+            t_sp * scale,
+            None,
+            note,
+        )
         row("persist", "RustVectorStore.persist", t_p, t_sp * scale, None)
         row("load", "SimpleVectorStore.from_persist_path", t_sl * scale, t_sl * scale, None, note)
-        row("load", "RustVectorStore.from_persist_path", t_l, t_sl * scale, len(loaded.data.embedding_dict) == n)
+        row(
+            "load",
+            "RustVectorStore.from_persist_path",
+            t_l,
+            t_sl * scale,
+            len(loaded.data.embedding_dict) == n,
+        )
         import json
 
         def json_load() -> Any:
@@ -179,13 +227,21 @@ def bench_persist(n: int, d: int, simple_n: int) -> None:
                 return json.load(f)
 
         t_j, _ = best_of(json_load, 1)
-        row("load", "Python json.load of the same file", t_j, t_sl * scale, None,
-            f"ours takes {t_l / t_j:.2f}x json.load's time")
+        row(
+            "load",
+            "Python json.load of the same file",
+            t_j,
+            t_sl * scale,
+            None,
+            f"ours takes {t_l / t_j:.2f}x json.load's time",
+        )
 
 
 def main() -> None:
-    print(f"llama-index-rs benchmark: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, SIMD: {simd_backend()}")
+    print(
+        f"llama-index-rs benchmark: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, SIMD: {simd_backend()}"
+    )
     if QUICK:
         bench_query(10_000, 768, 2_000)
         bench_persist(2_000, 768, 500)

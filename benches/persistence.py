@@ -14,7 +14,6 @@ import tempfile
 import time
 
 import numpy as np
-
 from llama_index_rs import RustVectorStore, _native
 
 
@@ -42,14 +41,22 @@ def main() -> None:
         t_load = best(lambda: _native.VectorStore.load_files(path))
         loaded = RustVectorStore.from_persist_path(path)
         correct = loaded.memory_mapped and len(loaded.data.embedding_dict) == n
-        print(f"| binary persist {n} x {dim} ({vec_bytes / 1e9:.2f} GB, fsync incl.) | {t_persist * 1e3:.0f} ms | {vec_bytes / t_persist / 1e9:.2f} GB/s |")
+        print(
+            f"| binary persist {n} x {dim} ({vec_bytes / 1e9:.2f} GB, fsync incl.) | {t_persist * 1e3:.0f} ms | {vec_bytes / t_persist / 1e9:.2f} GB/s |"
+        )
         print(f"| binary load (mapped) {n} x {dim} | {t_load * 1e3:.0f} ms | correct={correct} |")
         del loaded
 
         # JSON: atomic (temp + fsync + rename + dir fsync, under the lock) vs a plain write of the same bytes
         small = _native.VectorStore()
         m = 10_000
-        small.add([f"n{i}" for i in range(m)], np.random.default_rng(1).standard_normal((m, 768), dtype=np.float32), [None] * m, [None] * m, [None] * m)
+        small.add(
+            [f"n{i}" for i in range(m)],
+            np.random.default_rng(1).standard_normal((m, 768), dtype=np.float32),
+            [None] * m,
+            [None] * m,
+            [None] * m,
+        )
         jpath = os.path.join(d, "small__vector_store.json")
         data = bytes(small.to_json())
 
@@ -62,7 +69,9 @@ def main() -> None:
         t_plain_fsync = best(lambda: (plain(), os.fsync(os.open(jpath, os.O_RDONLY))), 5)
         print(f"| JSON {len(data) / 1e6:.0f} MB plain write | {t_plain * 1e3:.0f} ms | |")
         print(f"| JSON plain write + fsync | {t_plain_fsync * 1e3:.0f} ms | |")
-        print(f"| JSON atomic write (temp, fsync, rename, dir fsync, lock) | {t_atomic * 1e3:.0f} ms | {100 * (t_atomic / t_plain - 1):+.0f}% vs plain, {100 * (t_atomic / t_plain_fsync - 1):+.0f}% vs plain+fsync |")
+        print(
+            f"| JSON atomic write (temp, fsync, rename, dir fsync, lock) | {t_atomic * 1e3:.0f} ms | {100 * (t_atomic / t_plain - 1):+.0f}% vs plain, {100 * (t_atomic / t_plain_fsync - 1):+.0f}% vs plain+fsync |"
+        )
     finally:
         shutil.rmtree(d)
 

@@ -24,17 +24,19 @@ import numpy as np
 
 os.environ.setdefault(
     "TIKTOKEN_CACHE_DIR",
-    str(pathlib.Path(__import__("llama_index.core").core.__file__).parent / "_static" / "tiktoken_cache"),
+    str(
+        pathlib.Path(__import__("llama_index.core").core.__file__).parent
+        / "_static"
+        / "tiktoken_cache"
+    ),
 )
 
 from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage  # noqa: E402
 from llama_index.core.base.embeddings.base import BaseEmbedding  # noqa: E402
 from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode  # noqa: E402
-from llama_index.core.vector_stores import SimpleVectorStore, VectorStoreQuery  # noqa: E402
-
 from llama_index.core.storage.docstore import SimpleDocumentStore  # noqa: E402
 from llama_index.core.storage.index_store import SimpleIndexStore  # noqa: E402
-
+from llama_index.core.vector_stores import SimpleVectorStore, VectorStoreQuery  # noqa: E402
 from llama_index_rs import (  # noqa: E402
     RustDocumentStore,
     RustIndexStore,
@@ -59,6 +61,7 @@ def load_context(stores: tuple, d: str) -> StorageContext:
         docstore=doc.from_persist_dir(d),
         index_store=index.from_persist_dir(d),
     )
+
 
 DATA = pathlib.Path(__file__).resolve().parent / "data"
 
@@ -107,15 +110,21 @@ def timed(fn: Callable[[], Any]) -> tuple:
     return out, time.perf_counter() - t
 
 
-def pipeline(stores: tuple, nodes: list, embed_model: BaseEmbedding, queries: List[str]) -> Dict[str, float]:
+def pipeline(
+    stores: tuple, nodes: list, embed_model: BaseEmbedding, queries: List[str]
+) -> Dict[str, float]:
     """Build, persist, reload and query an index; then insert nodes one by one. Seconds per phase."""
     with tempfile.TemporaryDirectory() as d:
         t: Dict[str, float] = {}
         index, t["build"] = timed(
-            lambda: VectorStoreIndex(nodes, storage_context=new_context(stores), embed_model=embed_model)
+            lambda: VectorStoreIndex(
+                nodes, storage_context=new_context(stores), embed_model=embed_model
+            )
         )
         _, t["persist"] = timed(lambda: index.storage_context.persist(persist_dir=d))
-        index, t["load"] = timed(lambda: load_index_from_storage(load_context(stores, d), embed_model=embed_model))
+        index, t["load"] = timed(
+            lambda: load_index_from_storage(load_context(stores, d), embed_model=embed_model)
+        )
         retriever = index.as_retriever(similarity_top_k=10)
         _, t["retrieve"] = timed(lambda: [retriever.retrieve(q) for q in queries])
         index = VectorStoreIndex([], storage_context=new_context(stores), embed_model=embed_model)
@@ -123,7 +132,9 @@ def pipeline(stores: tuple, nodes: list, embed_model: BaseEmbedding, queries: Li
         return t
 
 
-def vector_timings(store_cls: type, ids: List[str], E: np.ndarray, Q: np.ndarray) -> Dict[str, float]:
+def vector_timings(
+    store_cls: type, ids: List[str], E: np.ndarray, Q: np.ndarray
+) -> Dict[str, float]:
     nodes = [TextNode(id_=i, text="", embedding=e) for i, e in zip(ids, E.tolist())]
     t: Dict[str, float] = {}
     with tempfile.TemporaryDirectory() as d:
@@ -141,13 +152,17 @@ def table(title: str, ours: Dict[str, float], theirs: Dict[str, float]) -> None:
     print(f"\n{title}")
     print(f"  {'phase':<14}{'LlamaIndex Simple*':>20}{'llama-index-rs':>18}{'speed-up':>10}")
     for k in ours:
-        print(f"  {k:<14}{theirs[k] * 1e3:>17.1f} ms{ours[k] * 1e3:>15.1f} ms{theirs[k] / max(ours[k], 1e-9):>9.0f}x")
+        print(
+            f"  {k:<14}{theirs[k] * 1e3:>17.1f} ms{ours[k] * 1e3:>15.1f} ms{theirs[k] / max(ours[k], 1e-9):>9.0f}x"
+        )
 
 
 def main() -> None:
     nodes, queries, Q = load_corpus()
     embed_model = PrecomputedEmbedding(table={q: e.tolist() for q, e in zip(queries, Q)})
-    print(f"llama-index-rs demo: {len(nodes)} real chunks x {Q.shape[1]} dims, SIMD: {simd_backend()}")
+    print(
+        f"llama-index-rs demo: {len(nodes)} real chunks x {Q.shape[1]} dims, SIMD: {simd_backend()}"
+    )
 
     with tempfile.TemporaryDirectory() as d:
         index = VectorStoreIndex(nodes, storage_context=new_context(RUST), embed_model=embed_model)

@@ -20,9 +20,13 @@ N_QUERIES = 40
 def main() -> None:
     meta = json.loads((SRC / "meta.json").read_text())
     E = np.fromfile(SRC / "embeddings.f32", dtype="<f4").reshape(meta["n_chunks"], meta["dim"])
-    Q = np.fromfile(SRC / "query_embeddings.f32", dtype="<f4").reshape(meta["n_queries"], meta["dim"])
+    Q = np.fromfile(SRC / "query_embeddings.f32", dtype="<f4").reshape(
+        meta["n_queries"], meta["dim"]
+    )
     rows = [json.loads(line) for line in open(SRC / "nodes.jsonl", encoding="utf-8")]
-    queries = [json.loads(line) for line in open(SRC / "queries.jsonl", encoding="utf-8")][:N_QUERIES]
+    queries = [json.loads(line) for line in open(SRC / "queries.jsonl", encoding="utf-8")][
+        :N_QUERIES
+    ]
     modules = set()
     for q in range(N_QUERIES):
         for i in np.argsort(-(E @ Q[q]), kind="stable")[:3]:
@@ -39,9 +43,14 @@ def main() -> None:
     Q[:N_QUERIES].astype("<f4").tofile(DST / "query_embeddings.f32")
     (DST / "meta.json").write_text(
         json.dumps(
-            {"source": "stdlib-minilm (see ../shared/data/stdlib-minilm/README.md)",
-             "model": meta["model"], "dim": meta["dim"], "n_chunks": len(keep),
-             "n_queries": N_QUERIES, "modules": sorted(modules)},
+            {
+                "source": "stdlib-minilm (see ../shared/data/stdlib-minilm/README.md)",
+                "model": meta["model"],
+                "dim": meta["dim"],
+                "n_chunks": len(keep),
+                "n_queries": N_QUERIES,
+                "modules": sorted(modules),
+            },
             indent=1,
         )
         + "\n"

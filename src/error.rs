@@ -22,7 +22,11 @@ pub enum StoreError {
     Unsupported(String),
     /// Text that is not the JSON a LlamaIndex store writes (Python: `ValueError`, like `json.JSONDecodeError`).
     #[error("{source_name}: invalid JSON at byte {offset}: {message}")]
-    Json { source_name: String, offset: u64, message: String },
+    Json {
+        source_name: String,
+        offset: u64,
+        message: String,
+    },
     /// A file whose structure or checksums are wrong (Python: `ValueError`).
     #[error("{path}: {message}")]
     Corrupt { path: String, message: String },
@@ -39,10 +43,17 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 impl StoreError {
     pub fn io(path: impl AsRef<std::path::Path>, source: io::Error) -> Self {
-        StoreError::Io { path: path.as_ref().display().to_string(), source }
+        StoreError::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
     }
 
     pub fn json(source_name: impl Into<String>, offset: usize, message: impl Into<String>) -> Self {
-        StoreError::Json { source_name: source_name.into(), offset: offset as u64, message: message.into() }
+        StoreError::Json {
+            source_name: source_name.into(),
+            offset: offset as u64,
+            message: message.into(),
+        }
     }
 }

@@ -11,11 +11,10 @@ import sys
 import textwrap
 import zlib
 
+import llama_index_rs
 import numpy as np
 import pytest
 from llama_index.core.vector_stores.simple import SimpleVectorStore
-
-import llama_index_rs
 from llama_index_rs import RustVectorStore, _native
 
 HEADER_LEN = 256
@@ -29,7 +28,9 @@ def make_store(n: int = 40, dim: int = 19, seed: int = 0) -> RustVectorStore:
         [f"n{i}-\u00e9" for i in range(n)],
         rng.standard_normal((n, dim)).astype(np.float32),
         ref_doc_ids=[f"doc{i % 4}" for i in range(n)],
-        metadata=[{"i": i, "t": "caf\u00e9 \U0001f600", "f": 0.1 * i, "l": [1, None]} for i in range(n)],
+        metadata=[
+            {"i": i, "t": "caf\u00e9 \U0001f600", "f": 0.1 * i, "l": [1, None]} for i in range(n)
+        ],
     )
     del store.data.embedding_dict["n3-\u00e9"]  # orphans: ref-doc and metadata entries stay
     store.data.text_id_to_ref_doc_id["ghost"] = "g"
@@ -42,7 +43,9 @@ def header(path) -> dict:
     out = {"magic": b[:8], "version": struct.unpack_from("<I", b, 8)[0]}
     out["dim"], out["rows"], out["stride"] = struct.unpack_from("<QQQ", b, 24)
     out["sections"] = {
-        name: dict(zip(("offset", "len", "count", "crc"), struct.unpack_from("<QQQI", b, 80 + 32 * i)))
+        name: dict(
+            zip(("offset", "len", "count", "crc"), struct.unpack_from("<QQQI", b, 80 + 32 * i))
+        )
         for i, name in enumerate(SECTIONS)
     }
     return out
@@ -129,7 +132,10 @@ def test_persist_format_is_validated_and_survives_pickle():
 def test_verify_reports_and_damaged_binary_falls_back_with_a_warning(persisted):
     store, path, binary = persisted
     report = llama_index_rs.verify(os.path.dirname(path))
-    assert report.ok and {f.kind for f in report.files} == {"vector_store_json", "vector_store_binary"}
+    assert report.ok and {f.kind for f in report.files} == {
+        "vector_store_json",
+        "vector_store_binary",
+    }
     assert RustVectorStore.verify(path).ok
     b = bytearray(open(binary, "rb").read())
     vec = header(binary)["sections"]["vectors"]
@@ -154,11 +160,18 @@ def corpus(valid: bytes) -> dict:
     version, offsets out of range, counts claiming more data than the file holds."""
     h = {"sections": {}}
     for i, name in enumerate(SECTIONS):
-        h["sections"][name] = dict(zip(("offset", "len", "count", "crc"), struct.unpack_from("<QQQI", valid, 80 + 32 * i)))
+        h["sections"][name] = dict(
+            zip(("offset", "len", "count", "crc"), struct.unpack_from("<QQQI", valid, 80 + 32 * i))
+        )
     out = {}
     cuts = {0, 1, 7, 8, 12, 16, 24, 32, 48, 80, 200, 239, 240, 255, 256, len(valid) - 1}
     for s in h["sections"].values():
-        cuts |= {s["offset"], s["offset"] + 1, s["offset"] + s["len"] // 2, max(s["offset"] + s["len"] - 1, 0)}
+        cuts |= {
+            s["offset"],
+            s["offset"] + 1,
+            s["offset"] + s["len"] // 2,
+            max(s["offset"] + s["len"] - 1, 0),
+        }
     for c in sorted(x for x in cuts if 0 <= x < len(valid)):
         out[f"truncated_at_{c}"] = valid[:c]
     for bit_at in [0, 9, 13, 17, 21, 25, 33, 41, 49, 57, 81, 89, 97, 120, 200, 241]:
@@ -167,7 +180,9 @@ def corpus(valid: bytes) -> dict:
         out[f"header_bit_flip_{bit_at}"] = bytes(b)
     for name in ["norms", "ids", "ref_doc_ids", "metadata"]:
         s = h["sections"][name]
-        for k, at in enumerate([s["offset"], s["offset"] + s["len"] // 3, s["offset"] + s["len"] - 1]):
+        for k, at in enumerate(
+            [s["offset"], s["offset"] + s["len"] // 3, s["offset"] + s["len"] - 1]
+        ):
             b = bytearray(valid)
             b[at] ^= 0x20
             out[f"{name}_bit_flip_{k}"] = bytes(b)
@@ -184,21 +199,44 @@ def corpus(valid: bytes) -> dict:
     resealed("big_endian_mark", lambda b: struct.pack_into(">I", b, 12, 0x01020304))
     resealed("element_type_f16", lambda b: struct.pack_into("<I", b, 16, 2))
     resealed("header_len_512", lambda b: struct.pack_into("<I", b, 20, 512))
-    resealed("dim_plus_one", lambda b: struct.pack_into("<Q", b, 24, struct.unpack_from("<Q", b, 24)[0] + 1))
+    resealed(
+        "dim_plus_one",
+        lambda b: struct.pack_into("<Q", b, 24, struct.unpack_from("<Q", b, 24)[0] + 1),
+    )
     resealed("dim_zero", lambda b: struct.pack_into("<Q", b, 24, 0))
     resealed("dim_huge", lambda b: struct.pack_into("<QQ", b, 24, 1 << 40, 1 << 40))
-    resealed("rows_plus_one", lambda b: struct.pack_into("<Q", b, 32, struct.unpack_from("<Q", b, 32)[0] + 1))
+    resealed(
+        "rows_plus_one",
+        lambda b: struct.pack_into("<Q", b, 32, struct.unpack_from("<Q", b, 32)[0] + 1),
+    )
     resealed("rows_huge", lambda b: struct.pack_into("<Q", b, 32, 1 << 33))
     resealed("unknown_flag", lambda b: struct.pack_into("<Q", b, 48, 6))
     for i, name in enumerate(SECTIONS):
         at = 80 + 32 * i
-        resealed(f"{name}_offset_past_end", lambda b, at=at: struct.pack_into("<Q", b, at, len(valid) + 8))
+        resealed(
+            f"{name}_offset_past_end",
+            lambda b, at=at: struct.pack_into("<Q", b, at, len(valid) + 8),
+        )
         resealed(f"{name}_offset_in_header", lambda b, at=at: struct.pack_into("<Q", b, at, 16))
-        resealed(f"{name}_offset_overflow", lambda b, at=at: struct.pack_into("<Q", b, at, 2**64 - 8))
-        resealed(f"{name}_len_past_end", lambda b, at=at: struct.pack_into("<Q", b, at + 8, len(valid)))
+        resealed(
+            f"{name}_offset_overflow", lambda b, at=at: struct.pack_into("<Q", b, at, 2**64 - 8)
+        )
+        resealed(
+            f"{name}_len_past_end", lambda b, at=at: struct.pack_into("<Q", b, at + 8, len(valid))
+        )
         resealed(f"{name}_count_huge", lambda b, at=at: struct.pack_into("<Q", b, at + 16, 2**40))
-        resealed(f"{name}_count_plus_one", lambda b, at=at: struct.pack_into("<Q", b, at + 16, struct.unpack_from("<Q", b, at + 16)[0] + 1))
-        resealed(f"{name}_crc_wrong", lambda b, at=at: struct.pack_into("<I", b, at + 24, struct.unpack_from("<I", b, at + 24)[0] ^ 1))
+        resealed(
+            f"{name}_count_plus_one",
+            lambda b, at=at: struct.pack_into(
+                "<Q", b, at + 16, struct.unpack_from("<Q", b, at + 16)[0] + 1
+            ),
+        )
+        resealed(
+            f"{name}_crc_wrong",
+            lambda b, at=at: struct.pack_into(
+                "<I", b, at + 24, struct.unpack_from("<I", b, at + 24)[0] ^ 1
+            ),
+        )
     # vectors_crc_wrong is only visible to verify (loads do not read the payload): checked separately
     del out["vectors_crc_wrong"]
     out["empty_file"] = b""
@@ -235,13 +273,17 @@ def test_broken_binary_corpus_gives_clear_errors_in_a_subprocess(tmp_path, persi
         p = d / "default__vector_store.rsvec"  # binary alone: no JSON to fall back to
         p.write_bytes(data)
         paths.append(str(p))
-    proc = subprocess.run([sys.executable, "-c", LOADER, *paths], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", LOADER, *paths], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, f"loader crashed ({proc.returncode}): {proc.stderr[-2000:]}"
     results = json.loads(proc.stdout)
     for path, (kind, message) in results.items():
         name = os.path.basename(os.path.dirname(path))
         assert kind == "ValueError", f"{name}: {kind}: {message}"
-        assert "default__vector_store.rsvec" in message, f"{name}: error does not name the file: {message}"
+        assert "default__vector_store.rsvec" in message, (
+            f"{name}: error does not name the file: {message}"
+        )
     # a payload flip: verify catches it, and names the section
     b = bytearray(valid)
     b[header(binary)["sections"]["vectors"]["offset"]] ^= 1

@@ -52,7 +52,13 @@ def content_json(version: int) -> bytes:
     ids = [f"v{version}-{i}" for i in range(n)]
     emb = [[rng.uniform(-1, 1) for _ in range(DIM)] for _ in range(n)]
     s = _native.VectorStore()
-    s.add(ids, emb, [f"doc{i % 5}" for i in range(n)], [{"v": version, "i": i} for i in range(n)], [None] * n)
+    s.add(
+        ids,
+        emb,
+        [f"doc{i % 5}" for i in range(n)],
+        [{"v": version, "i": i} for i in range(n)],
+        [None] * n,
+    )
     return bytes(s.to_json())
 
 
@@ -82,7 +88,9 @@ def test_sigkill_during_persist_never_leaves_a_broken_or_mixed_file(tmp_path):
 
     for _ in range(KILLS):
         child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, so, json_path, str(version)], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", CHILD, so, json_path, str(version)],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         time.sleep(rng.uniform(0.05, 0.6))
         child.send_signal(signal.SIGKILL)

@@ -9,7 +9,11 @@ import pathlib
 
 os.environ.setdefault(
     "TIKTOKEN_CACHE_DIR",
-    str(pathlib.Path(__import__("llama_index.core").core.__file__).parent / "_static" / "tiktoken_cache"),
+    str(
+        pathlib.Path(__import__("llama_index.core").core.__file__).parent
+        / "_static"
+        / "tiktoken_cache"
+    ),
 )
 
 import pytest  # noqa: E402
@@ -17,14 +21,13 @@ from hypothesis import settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule  # noqa: E402
 from llama_index.core import Document, MockEmbedding  # noqa: E402
-from llama_index.core.vector_stores import SimpleVectorStore  # noqa: E402
 from llama_index.core.ingestion import DocstoreStrategy, IngestionCache, IngestionPipeline  # noqa: E402
 from llama_index.core.node_parser import SentenceSplitter  # noqa: E402
 from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode  # noqa: E402
 from llama_index.core.storage.docstore import SimpleDocumentStore  # noqa: E402
 from llama_index.core.storage.docstore.types import BaseDocumentStore  # noqa: E402
 from llama_index.core.storage.kvstore import SimpleKVStore  # noqa: E402
-
+from llama_index.core.vector_stores import SimpleVectorStore  # noqa: E402
 from llama_index_rs import RustDocumentStore, RustKVStore  # noqa: E402
 
 DATA = pathlib.Path(__file__).resolve().parent.parent / "demo" / "data"
@@ -45,8 +48,14 @@ def corpus(n: int = 120) -> list:
 
 def odd_nodes() -> list:
     return [
-        TextNode(id_="n-é", text="héllo 🎉 wörld", metadata={"nan": float("nan"), "f": [1e-05, 1e16, -0.0]}),
-        TextNode(id_="n-big", text="x", metadata={"big": 2**70, "nested": {"a": {"b": [1, {"c": None}]}}}),
+        TextNode(
+            id_="n-é",
+            text="héllo 🎉 wörld",
+            metadata={"nan": float("nan"), "f": [1e-05, 1e16, -0.0]},
+        ),
+        TextNode(
+            id_="n-big", text="x", metadata={"big": 2**70, "nested": {"a": {"b": [1, {"c": None}]}}}
+        ),
         TextNode(
             id_="n-child",
             text="child",
@@ -104,7 +113,9 @@ def test_every_method_differential(tmp_path):
     assert s.get_all_document_hashes() == r.get_all_document_hashes()
     assert s.get_all_ref_doc_info() == r.get_all_ref_doc_info()
     assert dumped(s.docs) == dumped(r.docs)
-    assert s.get_nodes([nodes[1].node_id, nodes[2].node_id]) == r.get_nodes([nodes[1].node_id, nodes[2].node_id])
+    assert s.get_nodes([nodes[1].node_id, nodes[2].node_id]) == r.get_nodes(
+        [nodes[1].node_id, nodes[2].node_id]
+    )
     assert s.get_node_dict({0: nodes[3].node_id}) == r.get_node_dict({0: nodes[3].node_id})
     assert s.ref_doc_exists("stdlib-argparse") == r.ref_doc_exists("stdlib-argparse")
     assert s.get_ref_doc_info("nope") is None and r.get_ref_doc_info("nope") is None
@@ -133,7 +144,11 @@ def test_every_method_differential(tmp_path):
     same_state(s, r2, tmp_path)
     r3 = RustDocumentStore.from_persist_path(os.path.join(str(tmp_path), "s.json"))
     same_state(s, r3, tmp_path)
-    r4 = RustDocumentStore.from_persist_dir(str(tmp_path).rstrip("/") + "/none", namespace=None) if False else None
+    r4 = (
+        RustDocumentStore.from_persist_dir(str(tmp_path).rstrip("/") + "/none", namespace=None)
+        if False
+        else None
+    )
     assert r4 is None
 
 
@@ -258,7 +273,9 @@ class DocstoreMachine(RuleBasedStateMachine):
     )
     def add(self, specs, allow_update, store_text):
         nodes = [make_node(*spec) for spec in specs]
-        self._both(lambda st_: st_.add_documents(nodes, allow_update=allow_update, store_text=store_text))
+        self._both(
+            lambda st_: st_.add_documents(nodes, allow_update=allow_update, store_text=store_text)
+        )
 
     @rule(nid=node_ids, raise_error=st.booleans())
     def delete_document(self, nid, raise_error):
@@ -318,13 +335,20 @@ def docs_v2():
 
 @pytest.mark.parametrize(
     "strategy",
-    [DocstoreStrategy.DUPLICATES_ONLY, DocstoreStrategy.UPSERTS, DocstoreStrategy.UPSERTS_AND_DELETE],
+    [
+        DocstoreStrategy.DUPLICATES_ONLY,
+        DocstoreStrategy.UPSERTS,
+        DocstoreStrategy.UPSERTS_AND_DELETE,
+    ],
 )
 def test_ingestion_pipeline_strategies(strategy, tmp_path):
     outs = []
     for cls in (SimpleDocumentStore, RustDocumentStore):
         pipe = IngestionPipeline(
-            transformations=[SentenceSplitter(chunk_size=64, chunk_overlap=0, id_func=_chunk_id), MockEmbedding(embed_dim=4)],
+            transformations=[
+                SentenceSplitter(chunk_size=64, chunk_overlap=0, id_func=_chunk_id),
+                MockEmbedding(embed_dim=4),
+            ],
             docstore=cls(),
             docstore_strategy=strategy,
             vector_store=SimpleVectorStore(),
@@ -334,7 +358,10 @@ def test_ingestion_pipeline_strategies(strategy, tmp_path):
         d = tmp_path / cls.__name__
         pipe.persist(str(d))
         loaded = IngestionPipeline(
-            transformations=[SentenceSplitter(chunk_size=64, chunk_overlap=0, id_func=_chunk_id), MockEmbedding(embed_dim=4)],
+            transformations=[
+                SentenceSplitter(chunk_size=64, chunk_overlap=0, id_func=_chunk_id),
+                MockEmbedding(embed_dim=4),
+            ],
             docstore=cls(),
             docstore_strategy=strategy,
             vector_store=SimpleVectorStore(),

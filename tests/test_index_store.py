@@ -6,7 +6,6 @@ import asyncio
 import copy
 import os
 import pickle
-import time
 
 import pytest
 from llama_index.core import MockEmbedding, StorageContext, VectorStoreIndex
@@ -14,7 +13,6 @@ from llama_index.core.data_structs.data_structs import IndexDict, IndexList, Key
 from llama_index.core.schema import TextNode
 from llama_index.core.storage.index_store import SimpleIndexStore
 from llama_index.core.vector_stores import SimpleVectorStore
-
 from llama_index_rs import RustDocumentStore, RustIndexStore
 
 
@@ -79,12 +77,20 @@ def test_async_pickle_copy_load(tmp_path):
         await store.async_add_index_struct(d)
         d.nodes_dict["z"] = "w"
         await store.async_add_index_struct(d)
-        out = [await store.aget_index_struct("a"), await store.async_index_structs(), await store.aget_index_struct()]
+        out = [
+            await store.aget_index_struct("a"),
+            await store.async_index_structs(),
+            await store.aget_index_struct(),
+        ]
         await store.adelete_index_struct("nope")
         return out
 
     assert asyncio.run(go(s)) == asyncio.run(go(r))
-    for clone in (pickle.loads(pickle.dumps(r)), copy.deepcopy(r), RustIndexStore.from_dict(r.to_dict())):
+    for clone in (
+        pickle.loads(pickle.dumps(r)),
+        copy.deepcopy(r),
+        RustIndexStore.from_dict(r.to_dict()),
+    ):
         assert clone.to_dict() == s.to_dict()
     path = os.path.join(str(tmp_path), "index_store.json")
     s.persist(path)
@@ -96,7 +102,9 @@ def test_bad_input(tmp_path):
     for cls in (SimpleIndexStore, RustIndexStore):
         with pytest.raises(FileNotFoundError):
             cls.from_persist_path(os.path.join(str(tmp_path), "missing.json"))
-        store = cls.from_dict({"index_store/data": {"k": {"__type__": "unknown", "__data__": "{}"}}})
+        store = cls.from_dict(
+            {"index_store/data": {"k": {"__type__": "unknown", "__data__": "{}"}}}
+        )
         with pytest.raises(ValueError):  # IndexStructType("unknown")... raises KeyError/ValueError
             try:
                 store.get_index_struct("k")
@@ -104,20 +112,35 @@ def test_bad_input(tmp_path):
                 raise ValueError(str(e)) from e
 
 
-def _insert_time(n: int, rust: bool) -> float:
+def test_one_by_one_inserts_apply_only_the_change():
+    """Linear one-by-one inserts, checked by work done rather than by time (timings are noisy;
+    benches/compare.py times 5k vs 10k inserts): after the first add_index_struct, every call finds
+    the struct's nodes_dict tracked and applies a journal of exactly the one node just inserted,
+    so nothing proportional to the index size is re-serialized."""
+    from llama_index_rs.index_store import _JournalDict
+
+    store = RustIndexStore()
     sc = StorageContext.from_defaults(
-        docstore=RustDocumentStore() if rust else None,
-        index_store=RustIndexStore() if rust else None,
-        vector_store=SimpleVectorStore(),
+        docstore=RustDocumentStore(), index_store=store, vector_store=SimpleVectorStore()
     )
     index = VectorStoreIndex([], storage_context=sc, embed_model=MockEmbedding(embed_dim=4))
-    nodes = [TextNode(text=f"t{i}", id_=f"n{i}", embedding=[0.1] * 4) for i in range(n)]
-    t = time.perf_counter()
-    for node in nodes:
-        index.insert_nodes([node])
-    return time.perf_counter() - t
+    seen = []
+    original = store.add_index_struct
 
+    def spy(struct):
+        nodes = struct.nodes_dict
+        seen.append(len(nodes._journal) if isinstance(nodes, _JournalDict) else None)
+        return original(struct)
 
-def test_one_by_one_inserts_are_linear():
-    t5, t10 = _insert_time(5000, True), _insert_time(10000, True)
-    assert t10 < 2.2 * t5, (t5, t10)
+    store.add_index_struct = spy
+    n = 300
+    for i in range(n):
+        index.insert_nodes([TextNode(text=f"t{i}", id_=f"n{i}", embedding=[0.1] * 4)])
+    assert seen == [1] * n
+    # and the store's view equals LlamaIndex's own after all of it
+    simple = SimpleIndexStore()
+    simple.add_index_struct(index.index_struct)
+    assert store.get_index_struct(index.index_struct.index_id) == simple.get_index_struct(
+        index.index_struct.index_id
+    )
+    assert len(store.get_index_struct(index.index_struct.index_id).nodes_dict) == n

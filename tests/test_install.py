@@ -9,9 +9,14 @@ from typing import Dict, List
 
 os.environ.setdefault(
     "TIKTOKEN_CACHE_DIR",
-    str(pathlib.Path(__import__("llama_index.core").core.__file__).parent / "_static" / "tiktoken_cache"),
+    str(
+        pathlib.Path(__import__("llama_index.core").core.__file__).parent
+        / "_static"
+        / "tiktoken_cache"
+    ),
 )
 
+import llama_index_rs  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from llama_index.core import Document, StorageContext, VectorStoreIndex, load_index_from_storage  # noqa: E402
@@ -22,8 +27,6 @@ from llama_index.core.storage.docstore import SimpleDocumentStore  # noqa: E402
 from llama_index.core.storage.index_store import SimpleIndexStore  # noqa: E402
 from llama_index.core.storage.kvstore import SimpleKVStore  # noqa: E402
 from llama_index.core.vector_stores import SimpleVectorStore  # noqa: E402
-
-import llama_index_rs  # noqa: E402
 from llama_index_rs import RustDocumentStore, RustIndexStore, RustKVStore, RustVectorStore  # noqa: E402
 
 DATA = pathlib.Path(__file__).resolve().parent.parent / "demo" / "data"
@@ -60,18 +63,30 @@ def corpus(n: int = 150):
     return docs, queries[:10], TableEmbedding(table=table)
 
 
+RUST_SIDE_FILES = {
+    "default__vector_store.rsvec",
+    "image__vector_store.rsvec",
+    ".llama_index_rs.lock",
+}
+
+
 def rag(tmp_path, name, stores):
     docs, queries, embed = corpus()
     # chunk_size large enough that each corpus chunk stays one node (its embedding is known)
     pipe = IngestionPipeline(
-        transformations=[SentenceSplitter(chunk_size=4096, id_func=lambda i, d: f"{d.doc_id}-{i}"), embed],
+        transformations=[
+            SentenceSplitter(chunk_size=4096, id_func=lambda i, d: f"{d.doc_id}-{i}"),
+            embed,
+        ],
         docstore=stores["docstore"]() if stores else SimpleDocumentStore(),
         docstore_strategy=DocstoreStrategy.DUPLICATES_ONLY,
     )
     nodes = pipe.run(documents=docs)
     sc = (
         StorageContext.from_defaults(
-            docstore=stores["docstore"](), index_store=stores["index_store"](), vector_store=stores["vector_store"]()
+            docstore=stores["docstore"](),
+            index_store=stores["index_store"](),
+            vector_store=stores["vector_store"](),
         )
         if stores
         else StorageContext.from_defaults()
@@ -83,14 +98,29 @@ def rag(tmp_path, name, stores):
     d = tmp_path / name
     sc.persist(str(d))
     pipe.persist(str(d / "pipeline"))
-    loaded = load_index_from_storage(StorageContext.from_defaults(persist_dir=str(d)), embed_model=embed)
+    loaded = load_index_from_storage(
+        StorageContext.from_defaults(persist_dir=str(d)), embed_model=embed
+    )
     retriever = loaded.as_retriever(similarity_top_k=5)
-    results = [[(n.node_id, round(n.score, 6), n.get_content()) for n in retriever.retrieve(q)] for q in queries]
-    files = {p.name: p.read_bytes() for p in d.rglob("*") if p.is_file() and not p.name.endswith("vector_store.json")}
+    results = [
+        [(n.node_id, round(n.score, 6), n.get_content()) for n in retriever.retrieve(q)]
+        for q in queries
+    ]
+    # Our side files (binary vector mirror, advisory lock) sit beside LlamaIndex's; every file both
+    # write must be byte-identical, vector store JSON included (the embeddings are float32 values).
+    files = {
+        p.name: p.read_bytes()
+        for p in d.rglob("*")
+        if p.is_file() and p.name not in RUST_SIDE_FILES
+    }
     return results, files, loaded
 
 
-RUST = {"docstore": RustDocumentStore, "index_store": RustIndexStore, "vector_store": RustVectorStore}
+RUST = {
+    "docstore": RustDocumentStore,
+    "index_store": RustIndexStore,
+    "vector_store": RustVectorStore,
+}
 
 
 def test_rag_pipeline_explicit_rust_stores_matches_python(tmp_path):
@@ -127,7 +157,9 @@ def test_install_uninstall_defaults(tmp_path):
         assert type(sc2.docstore) is RustDocumentStore
         # to_dict still accepts LlamaIndex's own stores
         plain = StorageContext.from_defaults(
-            docstore=SimpleDocumentStore(), index_store=SimpleIndexStore(), vector_store=SimpleVectorStore()
+            docstore=SimpleDocumentStore(),
+            index_store=SimpleIndexStore(),
+            vector_store=SimpleVectorStore(),
         )
         assert set(plain.to_dict()) == set(sc.to_dict())
         sc.persist(str(tmp_path))
@@ -139,7 +171,10 @@ def test_install_uninstall_defaults(tmp_path):
         }
         cache = IngestionCache()
         cache.persist(str(tmp_path / "cache.json"))
-        assert type(IngestionCache.from_persist_path(str(tmp_path / "cache.json")).cache) is RustKVStore
+        assert (
+            type(IngestionCache.from_persist_path(str(tmp_path / "cache.json")).cache)
+            is RustKVStore
+        )
     finally:
         llama_index_rs.uninstall()
     sc = StorageContext.from_defaults()
@@ -149,9 +184,14 @@ def test_install_uninstall_defaults(tmp_path):
 
 
 def test_exports():
-    assert {"RustKVStore", "RustDocumentStore", "RustIndexStore", "RustVectorStore", "install", "uninstall"} <= set(
-        llama_index_rs.__all__
-    )
+    assert {
+        "RustKVStore",
+        "RustDocumentStore",
+        "RustIndexStore",
+        "RustVectorStore",
+        "install",
+        "uninstall",
+    } <= set(llama_index_rs.__all__)
 
 
 @pytest.mark.parametrize("cls", [RustDocumentStore, RustIndexStore])

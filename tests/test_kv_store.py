@@ -16,12 +16,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from llama_index.core.storage.kvstore import SimpleKVStore
 from llama_index.core.storage.kvstore.types import BaseKVStore
-
 from llama_index_rs import RustKVStore
 
 ODD_VALUES = [
-    {"text": "héllo wörld 🎉 \u2028 \x7f \x00 \\ \" /"},
-    {"f": [1e-05, 1e16, 1e+16, -0.0, 0.1, 1.5e300, 5e-324, float("inf"), float("-inf")]},
+    {"text": 'héllo wörld 🎉 \u2028 \x7f \x00 \\ " /'},
+    {"f": [1e-05, 1e16, 1e16, -0.0, 0.1, 1.5e300, 5e-324, float("inf"), float("-inf")]},
     {"nan": float("nan")},
     {"big": [2**63, -(2**63) - 1, 2**200, 10**40]},
     {"nested": {"a": [{"b": {"c": [None, True, False, "x"]}}], "ü": {}}},
@@ -38,7 +37,9 @@ json_leaf = (
 )
 json_value = st.recursive(
     json_leaf,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 keys = st.sampled_from(["a", "b", "é", "🎉", "k\ud800", "c/d", ""])
@@ -109,7 +110,12 @@ def test_async_and_batches():
     async def go(store):
         await store.aput("a", {"x": 1})
         await store.aput_all([("b", {"y": 2}), ("c", {"z": 3})])
-        out = [await store.aget("a"), await store.aget_all(), await store.adelete("b"), await store.adelete("b")]
+        out = [
+            await store.aget("a"),
+            await store.aget_all(),
+            await store.adelete("b"),
+            await store.adelete("b"),
+        ]
         return out
 
     assert asyncio.run(go(s)) == asyncio.run(go(r))
@@ -127,7 +133,11 @@ def test_put_all_is_all_or_nothing_for_unserializable_values():
 def test_to_dict_from_dict_pickle_deepcopy():
     r = RustKVStore({"data": {"a": {"x": 1.5}}, "c": {}})
     assert r.to_dict() == SimpleKVStore({"data": {"a": {"x": 1.5}}, "c": {}}).to_dict()
-    for clone in (pickle.loads(pickle.dumps(r)), copy.deepcopy(r), RustKVStore.from_dict(r.to_dict())):
+    for clone in (
+        pickle.loads(pickle.dumps(r)),
+        copy.deepcopy(r),
+        RustKVStore.from_dict(r.to_dict()),
+    ):
         assert type(clone) is RustKVStore
         assert clone.to_json() == r.to_json()
         clone.put("b", {})
@@ -169,7 +179,15 @@ def test_missing_file_raises_file_not_found(tmp_path):
 
 @pytest.mark.parametrize(
     "content",
-    [b"", b"{", b'{"data": {"a": ', b'{"data": {"a": 1,}}', b"\xff\xfe", b'{"a": {"k": tru}}', b"{} {}"],
+    [
+        b"",
+        b"{",
+        b'{"data": {"a": ',
+        b'{"data": {"a": 1,}}',
+        b"\xff\xfe",
+        b'{"a": {"k": tru}}',
+        b"{} {}",
+    ],
 )
 def test_malformed_files_raise_value_error(tmp_path, content):
     path = os.path.join(str(tmp_path), "bad.json")
@@ -212,23 +230,36 @@ class KVMachine(RuleBasedStateMachine):
         super().__init__()
         self.s, self.r = SimpleKVStore(), RustKVStore()
 
-    @rule(key=keys, value=st.dictionaries(st.text(max_size=3), json_value, max_size=3), coll=collections)
+    @rule(
+        key=keys,
+        value=st.dictionaries(st.text(max_size=3), json_value, max_size=3),
+        coll=collections,
+    )
     def put(self, key, value, coll):
         self.s.put(key, copy.deepcopy(value), collection=coll)
         self.r.put(key, value, collection=coll)
 
-    @rule(pairs=st.lists(st.tuples(keys, st.dictionaries(st.text(max_size=2), json_leaf, max_size=2)), max_size=4), coll=collections)
+    @rule(
+        pairs=st.lists(
+            st.tuples(keys, st.dictionaries(st.text(max_size=2), json_leaf, max_size=2)), max_size=4
+        ),
+        coll=collections,
+    )
     def put_all(self, pairs, coll):
         self.s.put_all(copy.deepcopy(pairs), collection=coll)
         self.r.put_all(pairs, collection=coll)
 
     @rule(key=keys, coll=collections)
     def get(self, key, coll):
-        assert json.dumps(self.s.get(key, collection=coll)) == json.dumps(self.r.get(key, collection=coll))
+        assert json.dumps(self.s.get(key, collection=coll)) == json.dumps(
+            self.r.get(key, collection=coll)
+        )
 
     @rule(coll=collections)
     def get_all(self, coll):
-        assert json.dumps(self.s.get_all(collection=coll)) == json.dumps(self.r.get_all(collection=coll))
+        assert json.dumps(self.s.get_all(collection=coll)) == json.dumps(
+            self.r.get_all(collection=coll)
+        )
 
     @rule(key=keys, coll=collections)
     def delete(self, key, coll):
@@ -249,7 +280,7 @@ TestKVMachine.settings = settings(max_examples=60, stateful_step_count=25, deadl
 
 def test_floats_repr_matches_python():
     r = RustKVStore()
-    xs = [1e-05, 1e16, 1e+16, -0.0, 0.1 + 0.2, 1 / 3, 2.5e-8, 123456789.0, 1e22, 1e21]
+    xs = [1e-05, 1e16, 1e16, -0.0, 0.1 + 0.2, 1 / 3, 2.5e-8, 123456789.0, 1e22, 1e21]
     r.put("k", {"xs": xs})
     assert r.to_json() == json.dumps({"data": {"k": {"xs": xs}}}).encode()
     assert all(math.copysign(1, a) == math.copysign(1, b) for a, b in zip(r.get("k")["xs"], xs))

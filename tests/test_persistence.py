@@ -14,17 +14,18 @@ import threading
 import time
 
 import fsspec
+import llama_index_rs
 import numpy as np
 import pytest
-
-import llama_index_rs
 from llama_index_rs import RustVectorStore, _native
 
 
 def store_of(n: int, dim: int = 32, seed: int = 0, tag: str = "n") -> RustVectorStore:
     rng = np.random.default_rng(seed)
     s = RustVectorStore()
-    s.add_embeddings([f"{tag}{i}" for i in range(n)], rng.standard_normal((n, dim)).astype(np.float32))
+    s.add_embeddings(
+        [f"{tag}{i}" for i in range(n)], rng.standard_normal((n, dim)).astype(np.float32)
+    )
     return s
 
 
@@ -54,7 +55,10 @@ def test_file_size_limit_gives_oserror_and_keeps_the_old_files(tmp_path):
     store_of(10).persist(path)
     before = {n: open(tmp_path / n, "rb").read() for n in os.listdir(tmp_path)}
     proc = subprocess.run(
-        [sys.executable, "-c", OUT_OF_SPACE, path, str(64 * 1024)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", OUT_OF_SPACE, path, str(64 * 1024)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split()[:2] == ["OSError", str(errno.EFBIG)], proc.stdout
@@ -67,10 +71,14 @@ def test_file_size_limit_gives_oserror_and_keeps_the_old_files(tmp_path):
 def tiny_tmpfs(tmp_path):
     mnt = tmp_path / "tiny"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True).returncode:
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True
+    ).returncode:
         pytest.skip("cannot mount a tmpfs here (needs root)")
     yield str(mnt)
-    subprocess.run(["umount", "-l", str(mnt)], check=True)  # lazy: a loaded store may still map a file
+    subprocess.run(
+        ["umount", "-l", str(mnt)], check=True
+    )  # lazy: a loaded store may still map a file
 
 
 def test_full_disk_gives_enospc_and_keeps_the_old_files(tiny_tmpfs):
@@ -105,7 +113,11 @@ def test_two_processes_persisting_one_directory(tmp_path):
     path = str(tmp_path / "default__vector_store.json")
     rounds = 50
     writers = [
-        subprocess.Popen([sys.executable, "-c", WRITER, path, tag, str(rounds)], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, path, tag, str(rounds)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for tag in ("a", "b")
     ]
     checks = 0
@@ -190,13 +202,22 @@ def test_loading_a_large_binary_store_maps_instead_of_reading(tmp_path_factory):
         del block
         native.persist_files(path, "binary")
         del native
-        proc = subprocess.run([sys.executable, "-c", RSS, path, str(n), str(dim)], capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-c", RSS, path, str(n), str(dim)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         before, after, load = proc.stdout.split()
         vector_bytes = n * dim * 4
         grew = int(after) - int(before)
-        print(f"RSS +{grew / 2**20:.1f} MiB for {vector_bytes / 2**20:.0f} MiB of vectors, load {float(load) * 1e3:.0f} ms")
-        assert grew < 0.10 * vector_bytes, f"RSS grew by {grew / 2**20:.0f} MiB loading {vector_bytes / 2**20:.0f} MiB of vectors"
+        print(
+            f"RSS +{grew / 2**20:.1f} MiB for {vector_bytes / 2**20:.0f} MiB of vectors, load {float(load) * 1e3:.0f} ms"
+        )
+        assert grew < 0.10 * vector_bytes, (
+            f"RSS grew by {grew / 2**20:.0f} MiB loading {vector_bytes / 2**20:.0f} MiB of vectors"
+        )
     finally:
         for name in os.listdir(d):
             os.remove(d / name)

@@ -22,6 +22,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from llama_index.core.vector_stores import SimpleVectorStore
+from llama_index.core.vector_stores.simple import SimpleVectorStoreData
 from llama_index.core.vector_stores.types import (
     FilterCondition,
     FilterOperator,
@@ -117,7 +118,16 @@ class VectorStoreMachine(RuleBasedStateMachine):
         filters=metadata_filters(),
     )
     def delete_nodes(self, ids: list[str] | None, filters: MetadataFilters | None) -> None:
-        self._both("delete_nodes", ids, filters)
+        _, _, e_t = self._both("delete_nodes", ids, filters)
+        if e_t is not None:
+            # Documented difference: a filter error leaves ours untouched, while the oracle has
+            # already deleted the matching rows before the failing one. Resync the oracle to ours
+            # (asserting ours is a superset of what the oracle kept) and carry on comparing.
+            kept_t = set(self.theirs.data.embedding_dict)
+            assert kept_t <= set(self.ours.data.embedding_dict)
+            self.theirs = SimpleVectorStore(
+                data=SimpleVectorStoreData.from_dict(self.ours.to_dict())
+            )
 
     @precondition(lambda self: len(self.theirs.data.embedding_dict) > 0)
     @rule(data=st.data())

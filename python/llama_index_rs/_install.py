@@ -53,9 +53,7 @@ def _storage_context_to_dict(self: Any) -> dict:
         DOC_STORE_KEY: self.docstore.to_dict(),
         INDEX_STORE_KEY: self.index_store.to_dict(),
         GRAPH_STORE_KEY: self.graph_store.to_dict(),
-        PG_STORE_KEY: (
-            self.property_graph_store.to_dict() if self.property_graph_store else None
-        ),
+        PG_STORE_KEY: (self.property_graph_store.to_dict() if self.property_graph_store else None),
     }
 
 

@@ -44,6 +44,16 @@ class LiveMapping(MutableMapping):
             return False
         return True
 
+    def popitem(self) -> tuple:
+        # dict.popitem is LIFO (MutableMapping's generic one removes the first key).
+        keys = self._keys()
+        if not keys:
+            raise KeyError("popitem(): dictionary is empty")
+        key = keys[-1]
+        value = self._get(key)
+        self._delete(key)
+        return key, value
+
     def copy(self) -> dict:
         return dict(self.items())
 

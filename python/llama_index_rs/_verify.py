@@ -59,5 +59,8 @@ def verify(path: Union[str, "os.PathLike[str]"]) -> VerifyReport:
     if not os.path.exists(path):
         raise FileNotFoundError(2, "No such file or directory", path)
     return VerifyReport(
-        [FileReport(os.fspath(p), k, list(pr), list(n)) for p, k, pr, n in _native.verify_path(path)]
+        [
+            FileReport(os.fspath(p), k, list(pr), list(n))
+            for p, k, pr, n in _native.verify_path(path)
+        ]
     )

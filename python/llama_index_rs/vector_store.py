@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
-from llama_index.core.bridge.pydantic import PrivateAttr
+from llama_index.core.bridge.pydantic import BaseModel, PrivateAttr, field_serializer
 from llama_index.core.indices.query.embedding_utils import get_top_k_embeddings_learner
 from llama_index.core.schema import BaseNode
 from llama_index.core.vector_stores.simple import (
@@ -216,13 +216,38 @@ class RustVectorStore(SimpleVectorStore):
         self._persist_format = private.get("_persist_format", "both")
         self._attach(_native.VectorStore.from_json(payload, "<pickled RustVectorStore>"))
 
+    @field_serializer("data")
+    def _serialize_data(self, data: SimpleVectorStoreData) -> Dict[str, Any]:
+        # model_dump()/dict()/model_dump_json() give what SimpleVectorStore's give: plain dicts.
+        return self._native.to_dict()
+
+    def __eq__(self, other: object) -> bool:
+        # pydantic's __eq__ would compare the native handles; compare content like SimpleVectorStore.
+        if not isinstance(other, BaseModel):
+            return NotImplemented
+        if type(self) is not type(other):
+            return False
+
+        def rest(m: Any) -> tuple:
+            fields = {k: v for k, v in m.__dict__.items() if k != "data"}
+            private = {k: v for k, v in (m.__pydantic_private__ or {}).items() if k != "_native"}
+            return fields, private, m.__pydantic_extra__
+
+        return rest(self) == rest(other) and self._native.to_json() == other._native.to_json()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like every pydantic model
+
     def __deepcopy__(self, memo: Optional[Dict[int, Any]] = None) -> "RustVectorStore":
         state = super().__getstate__()
         fields = {k: v for k, v in state["__dict__"].items() if k != "data"}
-        private = {k: v for k, v in (state.get("__pydantic_private__") or {}).items() if k != "_native"}
+        private = {
+            k: v for k, v in (state.get("__pydantic_private__") or {}).items() if k != "_native"
+        }
         new = type(self).__new__(type(self))
         object.__setattr__(new, "__dict__", copy.deepcopy(fields, memo))
-        object.__setattr__(new, "__pydantic_extra__", copy.deepcopy(state["__pydantic_extra__"], memo))
+        object.__setattr__(
+            new, "__pydantic_extra__", copy.deepcopy(state["__pydantic_extra__"], memo)
+        )
         object.__setattr__(new, "__pydantic_fields_set__", set(state["__pydantic_fields_set__"]))
         object.__setattr__(new, "__pydantic_private__", copy.deepcopy(private, memo))
         new._attach(self._native.copy())
@@ -307,7 +332,9 @@ class RustVectorStore(SimpleVectorStore):
         mds = list(metadata) if metadata is not None else [{}] * len(ids)
         if len(refs) != len(ids) or len(mds) != len(ids):
             raise ValueError("ids, ref_doc_ids and metadata must have the same length")
-        self._native.add(ids, embeddings, refs, [{} if m is None else m for m in mds], [None] * len(ids))
+        self._native.add(
+            ids, embeddings, refs, [{} if m is None else m for m in mds], [None] * len(ids)
+        )
         return ids
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
@@ -417,7 +444,9 @@ class RustVectorStore(SimpleVectorStore):
                 )
             native, _source, skipped, damaged = _native.VectorStore.load_files(persist_path)
             if damaged:
-                warnings.warn(f"{skipped}; loaded {persist_path} instead", RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"{skipped}; loaded {persist_path} instead", RuntimeWarning, stacklevel=2
+                )
         else:
             if not fs.exists(persist_path):
                 raise ValueError(

@@ -140,14 +140,21 @@ mod tests {
         let got = collect(doc).unwrap();
         assert_eq!(
             got,
-            vec![("a".into(), vec![0.125, 1e-05, 3.0]), ("b".into(), vec![-2.5]), ("c".into(), vec![])]
+            vec![
+                ("a".into(), vec![0.125, 1e-05, 3.0]),
+                ("b".into(), vec![-2.5]),
+                ("c".into(), vec![])
+            ]
         );
     }
 
     #[test]
     fn every_block_size_gives_the_same_entries() {
         let doc = b"{\"id-1\": [0.5, -1.25e-07, 12], \"\\u00e9\": [1.0]}";
-        let want = vec![("id-1".into(), vec![0.5, -1.25e-07, 12.0]), ("\u{e9}".into(), vec![1.0])];
+        let want = vec![
+            ("id-1".into(), vec![0.5, -1.25e-07, 12.0]),
+            ("\u{e9}".into(), vec![1.0]),
+        ];
         for block in 1..doc.len() + 2 {
             let mut r = ChunkedReader::new(Trickle(doc, 2), "doc").with_block_size(block);
             r.step(|c| c.begin_object()).unwrap();

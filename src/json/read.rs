@@ -206,13 +206,22 @@ impl<'a> Cursor<'a> {
 
     /// A cursor in `state` over `bytes`, where `bytes[0]` is byte `base` of the whole document.
     pub fn resume(bytes: &'a [u8], source_name: &'a str, state: CursorState, base: usize) -> Self {
-        Cursor { bytes, pos: state.pos, source_name, open: state.open, base }
+        Cursor {
+            bytes,
+            pos: state.pos,
+            source_name,
+            open: state.open,
+            base,
+        }
     }
 
     /// The position and open containers, for `resume`.
     #[must_use]
     pub fn state(&self) -> CursorState {
-        CursorState { pos: self.pos, open: self.open.clone() }
+        CursorState {
+            pos: self.pos,
+            open: self.open.clone(),
+        }
     }
 
     /// Byte offset of the next unread byte.

@@ -107,7 +107,10 @@ impl Iterator for CodePoints<'_> {
         } else if first < 0xE0 {
             ((u32::from(first & 0x1F) << 6) | u32::from(b[1] & 0x3F), 2)
         } else if first < 0xF0 {
-            ((u32::from(first & 0x0F) << 12) | (u32::from(b[1] & 0x3F) << 6) | u32::from(b[2] & 0x3F), 3)
+            (
+                (u32::from(first & 0x0F) << 12) | (u32::from(b[1] & 0x3F) << 6) | u32::from(b[2] & 0x3F),
+                3,
+            )
         } else {
             (
                 (u32::from(first & 0x07) << 18)
@@ -169,7 +172,9 @@ impl Object {
     }
 
     pub fn with_capacity(n: usize) -> Self {
-        Object { entries: Vec::with_capacity(n) }
+        Object {
+            entries: Vec::with_capacity(n),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -181,7 +186,10 @@ impl Object {
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.entries.iter().find(|(k, _)| k.as_bytes() == key.as_bytes()).map(|(_, v)| v)
+        self.entries
+            .iter()
+            .find(|(k, _)| k.as_bytes() == key.as_bytes())
+            .map(|(_, v)| v)
     }
 
     pub fn get_jstr(&self, key: &JStr) -> Option<&Value> {

@@ -116,8 +116,7 @@ fn string_end(b: &[u8], start: usize) -> Option<usize> {
                                 _ => return None,
                             };
                     }
-                    let escaped_by_dumps =
-                        (cp < 0x20 && !matches!(cp, 0x08 | 0x09 | 0x0A | 0x0C | 0x0D)) || cp >= 0x7F;
+                    let escaped_by_dumps = (cp < 0x20 && !matches!(cp, 0x08 | 0x09 | 0x0A | 0x0C | 0x0D)) || cp >= 0x7F;
                     if !escaped_by_dumps {
                         return None;
                     }

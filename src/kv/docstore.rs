@@ -59,17 +59,26 @@ fn ref_doc_info(
     coll: &JStr,
     ref_doc_id: &JStr,
 ) -> StoreResult<Option<(Vec<JStr>, Value, Option<&'static str>)>> {
-    let Some(raw) = store.get(coll, ref_doc_id) else { return Ok(None) };
+    let Some(raw) = store.get(coll, ref_doc_id) else {
+        return Ok(None);
+    };
     let value = parse(raw, "ref_doc_info")?;
     if !is_truthy(&value) {
         return Ok(None);
     }
-    let Value::Object(obj) = value else { return Err(unsupported("ref_doc_info is not an object")) };
+    let Value::Object(obj) = value else {
+        return Err(unsupported("ref_doc_info is not an object"));
+    };
     let (list_key, metadata) = if obj.get("doc_ids").is_some() {
-        let md = obj.get("extra_info").ok_or_else(|| unsupported("legacy ref_doc_info without extra_info"))?;
+        let md = obj
+            .get("extra_info")
+            .ok_or_else(|| unsupported("legacy ref_doc_info without extra_info"))?;
         ("doc_ids", md.clone())
     } else {
-        ("node_ids", obj.get("metadata").cloned().unwrap_or(Value::Object(Object::new())))
+        (
+            "node_ids",
+            obj.get("metadata").cloned().unwrap_or(Value::Object(Object::new())),
+        )
     };
     let ids = obj.get(list_key);
     let aliased = ids.is_some().then_some(list_key);
@@ -115,10 +124,11 @@ pub fn add_documents(
             )));
         }
         let info = match &doc.source_id {
-            Some(src) => Some(
-                ref_doc_info(store, &colls.ref_doc_info, src)?
-                    .unwrap_or((Vec::new(), Value::Object(Object::new()), None)),
-            ),
+            Some(src) => Some(ref_doc_info(store, &colls.ref_doc_info, src)?.unwrap_or((
+                Vec::new(),
+                Value::Object(Object::new()),
+                None,
+            ))),
             None => None,
         };
         if store_text {
@@ -126,7 +136,8 @@ pub fn add_documents(
         }
         let mut meta = Object::with_capacity(2);
         meta.push_unique(JStr::new("doc_hash"), doc.doc_hash);
-        if let (Some((mut ids, mut metadata, aliased)), Some(ref_id)) = (info, doc.source_id.filter(|s| !s.is_empty())) {
+        if let (Some((mut ids, mut metadata, aliased)), Some(ref_id)) = (info, doc.source_id.filter(|s| !s.is_empty()))
+        {
             if !ids.contains(&doc.node_id) {
                 ids.push(doc.node_id.clone());
                 if let Some(list_key) = aliased {
@@ -171,7 +182,10 @@ pub fn add_documents(
             }
         }
         let mut value = Object::with_capacity(2);
-        value.push_unique(JStr::new("node_ids"), Value::Array(merged.into_iter().map(Value::Str).collect()));
+        value.push_unique(
+            JStr::new("node_ids"),
+            Value::Array(merged.into_iter().map(Value::Str).collect()),
+        );
         value.push_unique(JStr::new("metadata"), Value::Object(metadata));
         store.put_value(&colls.ref_doc_info, key, &Value::Object(value));
     }
@@ -183,8 +197,12 @@ pub fn add_documents(
 fn apply_aliased_appends(store: &mut KvStore, coll: &JStr, appends: Vec<(JStr, &'static str, JStr)>) {
     for (ref_id, list_key, node_id) in appends {
         let Some(raw) = store.get(coll, &ref_id) else { continue };
-        let Ok(Value::Object(mut obj)) = parse(raw, "ref_doc_info") else { continue };
-        let Some(Value::Array(mut items)) = obj.get(list_key).cloned() else { continue };
+        let Ok(Value::Object(mut obj)) = parse(raw, "ref_doc_info") else {
+            continue;
+        };
+        let Some(Value::Array(mut items)) = obj.get(list_key).cloned() else {
+            continue;
+        };
         if !items.iter().any(|v| matches!(v, Value::Str(s) if *s == node_id)) {
             items.push(Value::Str(node_id));
         }

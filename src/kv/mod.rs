@@ -99,7 +99,9 @@ impl KvStore {
         let size: usize = self
             .collections
             .iter()
-            .map(|(k, c)| k.as_bytes().len() + 8 + c.iter().map(|(k, v)| k.as_bytes().len() + v.len() + 6).sum::<usize>())
+            .map(|(k, c)| {
+                k.as_bytes().len() + 8 + c.iter().map(|(k, v)| k.as_bytes().len() + v.len() + 6).sum::<usize>()
+            })
             .sum();
         let mut out = Vec::with_capacity(size + 2);
         out.push(b'{');

@@ -15,7 +15,10 @@ pub struct OrderedMap<V> {
 
 impl<V> Default for OrderedMap<V> {
     fn default() -> Self {
-        OrderedMap { entries: Vec::new(), index: HashMap::new() }
+        OrderedMap {
+            entries: Vec::new(),
+            index: HashMap::new(),
+        }
     }
 }
 

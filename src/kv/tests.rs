@@ -37,7 +37,10 @@ fn many_deletes_compact_and_keep_order() {
     for i in (0..1000).filter(|i| i % 3 != 0) {
         assert_eq!(m.remove(&JStr::from(format!("k{i}"))), Some(i));
     }
-    assert_eq!(m.values().copied().collect::<Vec<_>>(), (0..1000).filter(|i| i % 3 == 0).collect::<Vec<_>>());
+    assert_eq!(
+        m.values().copied().collect::<Vec<_>>(),
+        (0..1000).filter(|i| i % 3 == 0).collect::<Vec<_>>()
+    );
     assert_eq!(m.get(&j("k999")), Some(&999));
     assert!(m.entries.len() < 700);
 }
@@ -53,7 +56,11 @@ fn get_and_delete_create_the_collection() {
 #[test]
 fn put_normalizes_like_json_dumps() {
     let mut s = KvStore::new();
-    let v = parse(br#"{"x": 1E5, "y": "\u00e9\ud83d\ude00", "z": [1.0, -0.0, 1e-5, 1e16, NaN]}"#, "v").unwrap();
+    let v = parse(
+        br#"{"x": 1E5, "y": "\u00e9\ud83d\ude00", "z": [1.0, -0.0, 1e-5, 1e16, NaN]}"#,
+        "v",
+    )
+    .unwrap();
     s.put_value(&j("data"), j("\u{e9}"), &v);
     assert_eq!(
         String::from_utf8(s.to_json()).unwrap(),
@@ -73,28 +80,66 @@ fn load_keeps_normalized_text_and_rewrites_the_rest() {
 
 #[test]
 fn duplicate_keys_first_position_last_value() {
-    assert_eq!(roundtrip(r#"{"a": {"x": 1, "y": 2, "x": 3}, "b": {}, "a": {"z": 4}}"#), r#"{"a": {"z": 4}, "b": {}}"#);
-    assert_eq!(roundtrip(r#"{"a": {"x": {"p": 1, "q": 2, "p": 3}}}"#), r#"{"a": {"x": {"p": 3, "q": 2}}}"#);
+    assert_eq!(
+        roundtrip(r#"{"a": {"x": 1, "y": 2, "x": 3}, "b": {}, "a": {"z": 4}}"#),
+        r#"{"a": {"z": 4}, "b": {}}"#
+    );
+    assert_eq!(
+        roundtrip(r#"{"a": {"x": {"p": 1, "q": 2, "p": 3}}}"#),
+        r#"{"a": {"x": {"p": 3, "q": 2}}}"#
+    );
 }
 
 #[test]
 fn is_normalized_cases() {
-    for ok in [r#"{"a": 1}"#, "[]", "{}", r#""\ud83d\ude00""#, "1.5e+16", "-0.0", "123456789012345678901234567890"] {
+    for ok in [
+        r#"{"a": 1}"#,
+        "[]",
+        "{}",
+        r#""\ud83d\ude00""#,
+        "1.5e+16",
+        "-0.0",
+        "123456789012345678901234567890",
+    ] {
         assert!(is_normalized(ok.as_bytes()), "{ok}");
     }
     for bad in [
-        r#"{"a":1}"#, "[1,2]", r#""\u00E9""#, r#""\/""#, r#""\u0041""#, "1E5", "-0", "1.50", "\"\u{e9}\"",
-        r#"{"a": 1, "a": 2}"#, r#"{"a": 1 }"#, "\"\x7f\"", "1e400",
+        r#"{"a":1}"#,
+        "[1,2]",
+        r#""\u00E9""#,
+        r#""\/""#,
+        r#""\u0041""#,
+        "1E5",
+        "-0",
+        "1.50",
+        "\"\u{e9}\"",
+        r#"{"a": 1, "a": 2}"#,
+        r#"{"a": 1 }"#,
+        "\"\x7f\"",
+        "1e400",
     ] {
         assert!(!is_normalized(bad.as_bytes()), "{bad}");
     }
-    let many: String = (0..20).map(|i| format!("\"k{}\": {i}", i % 19)).collect::<Vec<_>>().join(", ");
+    let many: String = (0..20)
+        .map(|i| format!("\"k{}\": {i}", i % 19))
+        .collect::<Vec<_>>()
+        .join(", ");
     assert!(!is_normalized(format!("{{{many}}}").as_bytes()));
 }
 
 #[test]
 fn wrong_types_and_bad_json_are_errors_not_panics() {
-    for bad in ["", "[1]", "\"x\"", "{\"a\": []}", "{\"a\": 1}", "{\"a\": {\"k\": }}", "{\"a\": {", "{} x", "{\"a\": {\"k\": 1}"] {
+    for bad in [
+        "",
+        "[1]",
+        "\"x\"",
+        "{\"a\": []}",
+        "{\"a\": 1}",
+        "{\"a\": {\"k\": }}",
+        "{\"a\": {",
+        "{} x",
+        "{\"a\": {\"k\": 1}",
+    ] {
         let err = KvStore::from_json(bad.as_bytes(), "f.json").unwrap_err();
         assert!(err.to_string().contains("f.json"), "{bad}: {err}");
     }

@@ -76,12 +76,15 @@ pub struct Section {
 }
 
 /// The state of the JSON file a binary file mirrors: it is used instead of that JSON only while the
-/// JSON still has this size and either this modification time or this CRC.
+/// JSON still has this size and either this modification *and* change time, or this CRC. The change
+/// time (ctime) catches an in-place rewrite whose mtime was set back with `utime`, which cannot set it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct JsonState {
     pub len: u64,
     pub mtime_ns: i64,
     pub crc: u32,
+    /// Not covered by the header CRC: a damaged value only sends the check to the CRC comparison.
+    pub ctime_ns: i64,
 }
 
 impl JsonState {
@@ -90,7 +93,24 @@ impl JsonState {
             len: meta.len(),
             mtime_ns: mtime_ns(meta),
             crc: crc32fast::hash(bytes),
+            ctime_ns: ctime_ns(meta),
         }
+    }
+}
+
+/// The inode change time in ns (0 where the platform has none, which only disables the fast check).
+pub fn ctime_ns(meta: &std::fs::Metadata) -> i64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        meta.ctime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(meta.ctime_nsec())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        0
     }
 }
 
@@ -155,6 +175,7 @@ impl Header {
         }
         let crc = crc32fast::hash(&h[..HEADER_CRC_AT]);
         h[HEADER_CRC_AT..HEADER_CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
+        h[244..252].copy_from_slice(&mirror.ctime_ns.to_le_bytes());
         h
     }
 
@@ -210,6 +231,7 @@ impl Header {
             len: u64_at(b, 56),
             mtime_ns: u64_at(b, 64) as i64,
             crc: u32_at(b, 72),
+            ctime_ns: u64_at(b, 244) as i64,
         });
         if rows > u64::from(u32::MAX) {
             return Err(corrupt(format!(

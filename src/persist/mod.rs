@@ -138,12 +138,11 @@ impl<'a> AtomicFile<'a> {
         res.map_err(|e| StoreError::io(&self.target, e))
     }
 
-    /// fsync, rename over the target, fsync the directory. Returns the metadata of the new file as
-    /// written (size and modification time, which the rename does not change).
+    /// fsync, rename over the target, fsync the directory. Returns the metadata of the new file as it
+    /// stands after the rename (which updates its ctime), taken under the directory lock.
     pub fn commit(mut self) -> StoreResult<fs::Metadata> {
         let file = self.file.take().expect("file is open until commit");
         self.ops.sync_file(&file).map_err(|e| StoreError::io(&self.target, e))?;
-        let meta = file.metadata().map_err(|e| StoreError::io(&self.target, e))?;
         drop(file);
         self.ops
             .rename(&self.temp, &self.target)
@@ -151,7 +150,7 @@ impl<'a> AtomicFile<'a> {
         self.temp = PathBuf::new(); // renamed: nothing left to clean up
         let dir = parent_dir(&self.target);
         self.ops.sync_dir(dir).map_err(|e| StoreError::io(dir, e))?;
-        Ok(meta)
+        fs::metadata(&self.target).map_err(|e| StoreError::io(&self.target, e))
     }
 }
 
@@ -182,7 +181,9 @@ pub fn remove_stale_temp_files(_lock: &DirLock, dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = temp_file_pid(&name.to_string_lossy()) else { continue };
+        let Some(pid) = temp_file_pid(&name.to_string_lossy()) else {
+            continue;
+        };
         if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
             let _ = fs::remove_file(entry.path());
         }

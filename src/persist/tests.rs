@@ -249,6 +249,7 @@ mod binary_container {
                 len: 5,
                 mtime_ns: -3,
                 crc: 7,
+                ctime_ns: 11,
             }),
             ..header()
         };

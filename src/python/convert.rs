@@ -56,7 +56,9 @@ const MAX_DEPTH: usize = 1000;
 
 fn convert_value(obj: &Bound<'_, PyAny>, accept: Accept, depth: usize) -> PyResult<Option<Value>> {
     if depth > MAX_DEPTH {
-        return Err(PyValueError::new_err("metadata is nested too deeply (more than 1000 levels)"));
+        return Err(PyValueError::new_err(
+            "metadata is nested too deeply (more than 1000 levels)",
+        ));
     }
     let plain = accept == Accept::PlainOnly;
     if obj.is_none() {

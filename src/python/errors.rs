@@ -1,9 +1,8 @@
 //! The one mapping from core errors to the exceptions LlamaIndex's Python stores raise.
 
 use pyo3::exceptions::{
-    PyFileExistsError, PyFileNotFoundError, PyIsADirectoryError, PyKeyError, PyNotADirectoryError, PyNotImplementedError,
-    PyOSError,
-    PyPermissionError, PyTypeError, PyValueError,
+    PyFileExistsError, PyFileNotFoundError, PyIsADirectoryError, PyKeyError, PyNotADirectoryError,
+    PyNotImplementedError, PyOSError, PyPermissionError, PyTypeError, PyValueError,
 };
 use pyo3::PyErr;
 

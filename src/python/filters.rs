@@ -9,7 +9,11 @@ use crate::vectors::{FilterCondition, FilterNode, FilterOperator, Filters, Metad
 
 fn enum_value(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     // FilterOperator / FilterCondition are `str` enums; a plain string is accepted as well.
-    let v = if obj.hasattr("value")? { obj.getattr("value")? } else { obj.clone() };
+    let v = if obj.hasattr("value")? {
+        obj.getattr("value")?
+    } else {
+        obj.clone()
+    };
     Ok(v.str()?.to_str()?.to_owned())
 }
 
@@ -41,7 +45,12 @@ fn condition_of(obj: &Bound<'_, PyAny>) -> PyResult<FilterCondition> {
         "and" => FilterCondition::And,
         "or" => FilterCondition::Or,
         "not" => FilterCondition::Not,
-        _ => return Err(PyValueError::new_err(format!("Invalid filter condition: {}", obj.repr()?))),
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "Invalid filter condition: {}",
+                obj.repr()?
+            )))
+        }
     })
 }
 

@@ -20,7 +20,10 @@ pub struct PyKvStore {
 fn key_of(obj: &Bound<'_, PyAny>) -> PyResult<JStr> {
     match obj.cast::<PyString>() {
         Ok(s) => py_to_jstr(s),
-        Err(_) => Err(PyTypeError::new_err(format!("keys must be str, not {}", obj.get_type().name()?))),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "keys must be str, not {}",
+            obj.get_type().name()?
+        ))),
     }
 }
 
@@ -40,7 +43,9 @@ fn from_value(v: Value, source_name: &str) -> PyResult<KvStore> {
 
 impl PyKvStore {
     fn wrap(store: KvStore) -> Self {
-        PyKvStore { inner: RwLock::new(store) }
+        PyKvStore {
+            inner: RwLock::new(store),
+        }
     }
 }
 
@@ -109,7 +114,12 @@ impl PyKvStore {
     }
 
     fn collection_names<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let names = self.inner.read().collection_names().map(|n| jstr_to_py(py, n)).collect::<PyResult<Vec<_>>>()?;
+        let names = self
+            .inner
+            .read()
+            .collection_names()
+            .map(|n| jstr_to_py(py, n))
+            .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, names)
     }
 
@@ -200,7 +210,10 @@ impl PyKvStore {
     ) -> PyResult<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
         let coll = key_of(collection)?;
         let pairs = docstore::truthy_fields(&mut self.inner.write(), &coll, field)?;
-        pairs.iter().map(|(k, v)| Ok((jstr_to_py(py, k)?, value_to_py(py, v)?))).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| Ok((jstr_to_py(py, k)?, value_to_py(py, v)?)))
+            .collect()
     }
 
     /// `KVDocumentStore.add_documents`. `docs`: `(node_id, doc_to_json(node) or None, node.hash,

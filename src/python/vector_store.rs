@@ -41,7 +41,9 @@ fn extract_embeddings(py: Python<'_>, obj: &Bound<'_, PyAny>, ids: &[String]) ->
         let arr = np.call_method1("ascontiguousarray", (obj, np.getattr("float32")?))?;
         let ndim: usize = arr.getattr("ndim")?.extract()?;
         if ndim != 2 {
-            return Err(PyValueError::new_err(format!("embeddings must be a 2-D array, got {ndim} dimension(s)")));
+            return Err(PyValueError::new_err(format!(
+                "embeddings must be a 2-D array, got {ndim} dimension(s)"
+            )));
         }
         return extract_embeddings(py, &arr, ids);
     }
@@ -50,9 +52,9 @@ fn extract_embeddings(py: Python<'_>, obj: &Bound<'_, PyAny>, ids: &[String]) ->
     for (i, row) in obj.try_iter()?.enumerate() {
         let row = row?;
         let id = ids.get(i).map_or("?", String::as_str);
-        let values: Vec<f64> = row.extract().map_err(|_| {
-            PyValueError::new_err(format!("embedding of node {id:?} is not a sequence of numbers"))
-        })?;
+        let values: Vec<f64> = row
+            .extract()
+            .map_err(|_| PyValueError::new_err(format!("embedding of node {id:?} is not a sequence of numbers")))?;
         match dim {
             None => dim = Some(values.len()),
             Some(d) if d != values.len() => {
@@ -80,14 +82,18 @@ fn hits_to_py(hits: Vec<Hit>) -> (Vec<String>, Vec<f64>) {
 fn parse_mode(mode: &str, mmr_threshold: Option<f64>) -> PyResult<QueryMode> {
     match mode {
         "default" => Ok(QueryMode::Default),
-        "mmr" => Ok(QueryMode::Mmr { threshold: mmr_threshold }),
+        "mmr" => Ok(QueryMode::Mmr {
+            threshold: mmr_threshold,
+        }),
         other => Err(PyValueError::new_err(format!("Invalid query mode: {other}"))),
     }
 }
 
 impl PyVectorStore {
     fn from_core(store: VectorStore) -> Self {
-        PyVectorStore { inner: RwLock::new(store) }
+        PyVectorStore {
+            inner: RwLock::new(store),
+        }
     }
 }
 
@@ -121,7 +127,9 @@ impl PyVectorStore {
     ) -> PyResult<()> {
         let n = ids.len();
         if ref_doc_ids.len() != n || metadata.len() != n || node_types.len() != n {
-            return Err(PyValueError::new_err("ids, ref_doc_ids, metadata and node_types must have one entry per node"));
+            return Err(PyValueError::new_err(
+                "ids, ref_doc_ids, metadata and node_types must have one entry per node",
+            ));
         }
         let (data, dim) = extract_embeddings(py, embeddings, &ids)?;
         let mut rows = Vec::with_capacity(n);
@@ -136,10 +144,17 @@ impl PyVectorStore {
                     })
                 }
             };
-            rows.push(NewRow { id, ref_doc_id, metadata: md });
+            rows.push(NewRow {
+                id,
+                ref_doc_id,
+                metadata: md,
+            });
         }
         if n > 0 && data.len() != n * dim.max(1) && dim != 0 {
-            return Err(PyValueError::new_err(format!("expected {n} embeddings, got {}", data.len() / dim.max(1))));
+            return Err(PyValueError::new_err(format!(
+                "expected {n} embeddings, got {}",
+                data.len() / dim.max(1)
+            )));
         }
         py.detach(|| self.inner.write().add(rows, &data, dim))?;
         Ok(())
@@ -147,7 +162,9 @@ impl PyVectorStore {
 
     fn get<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyList>> {
         let guard = self.inner.read();
-        let row = guard.get(id).ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(id.to_owned()))?;
+        let row = guard
+            .get(id)
+            .ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(id.to_owned()))?;
         PyList::new(py, row.iter().map(|&x| f64::from(x)))
     }
 
@@ -228,10 +245,15 @@ impl PyVectorStore {
     ) -> PyResult<Vec<(Vec<String>, Vec<f64>)>> {
         let np = py.import("numpy")?;
         let arr = np.call_method1("ascontiguousarray", (embeddings, np.getattr("float64")?))?;
-        let arr = arr.cast::<PyArray2<f64>>().map_err(|_| PyValueError::new_err("embeddings must be a 2-D array"))?;
+        let arr = arr
+            .cast::<PyArray2<f64>>()
+            .map_err(|_| PyValueError::new_err("embeddings must be a 2-D array"))?;
         let ro = arr.readonly();
         let (m, dim) = (ro.shape()[0], ro.shape()[1]);
-        let queries = ro.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?.to_vec();
+        let queries = ro
+            .as_slice()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?
+            .to_vec();
         let filters: Option<Filters> = filters.map(convert_filters).transpose()?;
         if top_k.is_some_and(|k| k < 0) {
             return Ok(vec![(Vec::new(), Vec::new()); m]);
@@ -297,7 +319,11 @@ impl PyVectorStore {
     }
 
     fn ref_doc_items(&self) -> Vec<(String, String)> {
-        self.inner.read().ref_doc_entries().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+        self.inner
+            .read()
+            .ref_doc_entries()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
     }
 
     fn ref_doc_len(&self) -> usize {
@@ -314,7 +340,11 @@ impl PyVectorStore {
     }
 
     fn metadata_ids(&self) -> Vec<String> {
-        self.inner.read().metadata_entries().map(|(k, _)| k.to_owned()).collect()
+        self.inner
+            .read()
+            .metadata_entries()
+            .map(|(k, _)| k.to_owned())
+            .collect()
     }
 
     fn metadata_len(&self) -> usize {
@@ -328,7 +358,10 @@ impl PyVectorStore {
 
     #[pyo3(signature = (id, metadata))]
     fn set_metadata(&self, id: &str, metadata: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let value = metadata.map(|m| py_to_value(m, Accept::JsonCompatible)).transpose()?.flatten();
+        let value = metadata
+            .map(|m| py_to_value(m, Accept::JsonCompatible))
+            .transpose()?
+            .flatten();
         self.inner.write().set_metadata(id, value);
         Ok(())
     }
@@ -363,7 +396,12 @@ impl PyVectorStore {
     #[staticmethod]
     fn load_files(py: Python<'_>, json_path: PathBuf) -> PyResult<(Self, PathBuf, Option<String>, bool)> {
         let loaded = py.detach(|| binary_format::load_files(&json_path))?;
-        Ok((Self::from_core(loaded.store), loaded.source, loaded.binary_skipped, loaded.binary_damaged))
+        Ok((
+            Self::from_core(loaded.store),
+            loaded.source,
+            loaded.binary_skipped,
+            loaded.binary_damaged,
+        ))
     }
 
     #[staticmethod]
@@ -431,7 +469,14 @@ impl PyVectorStore {
                 vectors.append(v)?;
             }
             let (data, dim) = extract_embeddings(py, vectors.as_any(), &ids)?;
-            let rows = ids.into_iter().map(|id| NewRow { id, ref_doc_id: None, metadata: None }).collect();
+            let rows = ids
+                .into_iter()
+                .map(|id| NewRow {
+                    id,
+                    ref_doc_id: None,
+                    metadata: None,
+                })
+                .collect();
             store.load_rows(rows, &data, dim)?;
         }
         if let Some(refs) = text_id_to_ref_doc_id {

@@ -13,7 +13,7 @@
 //!
 //! Which file a load uses: the binary file records the state (size, mtime, CRC) of the JSON file it
 //! mirrors. If the JSON file exists, the binary file is used only when it mirrors that exact state
-//! (size equal, and mtime or CRC equal); a JSON file rewritten by another tool is therefore never
+//! (size equal, and mtime plus ctime, or CRC equal); a JSON file rewritten by another tool is therefore never
 //! shadowed. If there is no JSON file, the binary file is used alone.
 
 use std::collections::HashMap;
@@ -316,10 +316,11 @@ fn mirrors_current_json(
     if state.len != json_meta.len() {
         return Ok(Err("the JSON file was rewritten after it (size differs)".into()));
     }
-    if state.mtime_ns == binary::mtime_ns(json_meta) {
+    if state.mtime_ns == binary::mtime_ns(json_meta) && state.ctime_ns == binary::ctime_ns(json_meta) {
         return Ok(Ok(()));
     }
-    // Same size, other mtime (a copy, a touch): compare contents.
+    // Same size, other times (a copy, a touch, an in-place rewrite with its mtime set back): compare
+    // contents.
     if crc32fast::hash(&persist::read_file(json_path)?) == state.crc {
         Ok(Ok(()))
     } else {

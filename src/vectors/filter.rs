@@ -7,8 +7,7 @@
 //! - The operators are Python's: `==`, `<`, `in`, iteration, with CPython 3.11's `TypeError` messages
 //!   (`StoreError::Type`) exactly where Python raises.
 //! - Numbers compare exactly across bool / int / float (`True == 1 == 1.0`, i64 vs f64 without
-//!   rounding). Integers beyond i64 (`Value::BigInt`) compare exactly with integers, but against floats
-//!   only approximately (through their nearest f64).
+//!   rounding). Integers beyond i64 (`Value::BigInt`) compare exactly with integers and floats too.
 //! - Nested `Filters` (`FilterNode::Group`) are our extension: LlamaIndex raises for them; here a group
 //!   is evaluated recursively against the same metadata, like one more filter of the list.
 
@@ -252,8 +251,24 @@ fn cmp_big_big(a: &str, b: &str) -> Ordering {
     }
 }
 
-fn big_to_f64(s: &str) -> f64 {
-    s.parse::<f64>().unwrap_or(f64::NAN)
+/// Exact comparison of an integer outside i64 with an f64, as Python compares int and float.
+fn cmp_big_float(s: &str, f: f64) -> Option<Ordering> {
+    if f.is_nan() {
+        return None;
+    }
+    if f.is_infinite() {
+        return Some(if f > 0.0 { Ordering::Less } else { Ordering::Greater });
+    }
+    // |big| > 2^63 - 1. A float inside (-2^63, 2^63) is therefore beyond it on the side of big's sign;
+    // a float outside that range is an integer (|f| > 2^53), whose exact digits `{:.0}` prints.
+    if f.abs() < 9_223_372_036_854_775_808.0 {
+        return Some(if big_is_negative(s) {
+            Ordering::Less
+        } else {
+            Ordering::Greater
+        });
+    }
+    Some(cmp_big_big(s, &format!("{f:.0}")))
 }
 
 fn cmp_num(a: &Num, b: &Num) -> Option<Ordering> {
@@ -274,8 +289,8 @@ fn cmp_num(a: &Num, b: &Num) -> Option<Ordering> {
             Ordering::Less
         }),
         (Num::Big(x), Num::Big(y)) => Some(cmp_big_big(x, y)),
-        (Num::Big(x), Num::Float(y)) => big_to_f64(x).partial_cmp(y),
-        (Num::Float(x), Num::Big(y)) => x.partial_cmp(&big_to_f64(y)),
+        (Num::Big(x), Num::Float(y)) => cmp_big_float(x, *y),
+        (Num::Float(x), Num::Big(y)) => cmp_big_float(y, *x).map(Ordering::reverse),
     }
 }
 
@@ -669,5 +684,29 @@ mod tests {
             mk(vec![f("a", FilterOperator::Eq, Value::Int(1))], FilterCondition::And).matches(&arr(vec![])),
             Result::Err(StoreError::Type(m)) if m == "'list' object has no attribute 'get'"
         ));
+    }
+
+    #[test]
+    fn big_ints_compare_exactly_with_floats() {
+        // CPython: 2**70+1 == float(2**70) -> False, > -> True; -(2**70) < -1e300 -> False;
+        // 10**400 > 1e308 -> True; 2**63 == float(2**63) -> True; -(2**63)-1 < float(-(2**63)) -> True.
+        let big = |s: &str| Value::BigInt(s.into());
+        let two70p1 = big("1180591620717411303425");
+        assert!(!py_eq(&two70p1, &Value::Float(2f64.powi(70))));
+        assert!(py_compare(&two70p1, &Value::Float(2f64.powi(70)), CmpOp::Gt).unwrap());
+        assert!(!py_compare(&big("-1180591620717411303424"), &Value::Float(-1e300), CmpOp::Lt).unwrap());
+        assert!(py_compare(&big(&format!("1{}", "0".repeat(400))), &Value::Float(1e308), CmpOp::Gt).unwrap());
+        assert!(py_eq(
+            &big("9223372036854775808"),
+            &Value::Float(9_223_372_036_854_775_808.0)
+        ));
+        assert!(py_compare(
+            &big("-9223372036854775809"),
+            &Value::Float(-9_223_372_036_854_775_808.0),
+            CmpOp::Lt
+        )
+        .unwrap());
+        assert!(py_compare(&big("9223372036854775808"), &Value::Float(f64::INFINITY), CmpOp::Lt).unwrap());
+        assert!(!py_eq(&big("9223372036854775808"), &Value::Float(f64::NAN)));
     }
 }

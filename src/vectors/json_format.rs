@@ -77,7 +77,11 @@ pub fn to_json(store: &VectorStore) -> Vec<u8> {
 fn id_string(key: JStr, source_name: &str, offset: usize) -> StoreResult<String> {
     match key.as_str() {
         Some(s) => Ok(s.to_owned()),
-        None => Err(StoreError::json(source_name, offset, "node ids with lone surrogates are not supported")),
+        None => Err(StoreError::json(
+            source_name,
+            offset,
+            "node ids with lone surrogates are not supported",
+        )),
     }
 }
 
@@ -100,7 +104,10 @@ pub fn from_reader<R: Read>(reader: R, source_name: &str) -> StoreResult<VectorS
     let mut r = ChunkedReader::new(reader, source_name);
     r.step(|c| {
         if c.peek_byte() != Some(b'{') {
-            return Err(shape(c.offset(), "expected a JSON object with an \"embedding_dict\" key".into()));
+            return Err(shape(
+                c.offset(),
+                "expected a JSON object with an \"embedding_dict\" key".into(),
+            ));
         }
         c.begin_object()
     })?;
@@ -139,7 +146,10 @@ pub fn from_reader<R: Read>(reader: R, source_name: &str) -> StoreResult<VectorS
                     let offset = c.offset();
                     let id = id_string(key, name, offset)?;
                     if c.peek_byte() != Some(b'[') {
-                        return Err(shape(offset, format!("the embedding of {id:?} must be a list of numbers")));
+                        return Err(shape(
+                            offset,
+                            format!("the embedding of {id:?} must be a list of numbers"),
+                        ));
                     }
                     row.clear();
                     c.begin_array()?;
@@ -150,14 +160,21 @@ pub fn from_reader<R: Read>(reader: R, source_name: &str) -> StoreResult<VectorS
                         _ if row.is_empty() => Err(shape(offset, format!("the embedding of {id:?} is empty"))),
                         Some(d) if d != row.len() => Err(shape(
                             offset,
-                            format!("the embedding of {id:?} has dimension {}, the ones before it {d}", row.len()),
+                            format!(
+                                "the embedding of {id:?} has dimension {}, the ones before it {d}",
+                                row.len()
+                            ),
                         )),
                         _ => Ok(Some(id)),
                     }
                 })? {
                     dim = Some(row.len());
                     data.extend_from_slice(&row);
-                    rows.push(NewRow { id, ref_doc_id: None, metadata: None });
+                    rows.push(NewRow {
+                        id,
+                        ref_doc_id: None,
+                        metadata: None,
+                    });
                 }
             }
             Section::RefDocIds => {

@@ -18,7 +18,6 @@
 //! - `delete_ref_doc` also drops ref-doc entries that have no embedding (Python raises `KeyError`).
 //! - An MMR threshold that is NaN / infinite is an `InvalidValue` (Python raises `KeyError(None)`).
 //! - Nested `MetadataFilters` are evaluated (Python raises `ValueError`).
-//! - Filters compare integers beyond i64 with floats approximately (through f64).
 
 pub mod binary_format;
 pub mod filter;

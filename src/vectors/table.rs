@@ -153,7 +153,11 @@ impl VectorStore {
                 )));
             }
         }
-        for (row, v) in rows.iter().zip(embeddings.chunks_exact(dim)).filter(|_| !allow_non_finite) {
+        for (row, v) in rows
+            .iter()
+            .zip(embeddings.chunks_exact(dim))
+            .filter(|_| !allow_non_finite)
+        {
             if let Some(pos) = v.iter().position(|x| !x.is_finite()) {
                 return Err(invalid(format!(
                     "embedding of node {:?} has a non-finite component ({} at index {pos})",
