@@ -13,14 +13,17 @@ linearly from a smaller size elsewhere; the table says which.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
 from typing import Any, Callable, List, Optional
 
 import numpy as np
+from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores import SimpleVectorStore, VectorStoreQuery
 from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
 from llama_index_rs import RustVectorStore, simd_backend
@@ -165,34 +168,60 @@ def bench_query(n: int, d: int, simple_n: int) -> None:
         f"ratio = unfiltered ({t_fu * 1e3:.1f} ms) / filtered",
     )
 
-    # Batch of 64 queries.
+    bench_batch(n, d, x=x, store=store)
+
+
+def bench_batch(
+    n: int, d: int, x: Optional[np.ndarray] = None, store: Any = None, label: str = ""
+) -> None:
+    """64 queries at once: numpy BLAS matmul + argpartition vs query_batch vs FAISS."""
+    if x is None:
+        print(f"\n== 64 queries at once, {n:,} x {d}{label} ==")
+        x = make_data(n, d)
+        store = rust_store(x)
+    k = 10
     Q = make_data(64, d, seed=2)
     t_nb, _ = best_of(lambda: [np.argpartition(-r, k)[:k] for r in (Q @ x.T)], 3)
-    row("batch", "numpy BLAS Q @ X.T + argpartition (64 q)", t_nb, t_nb, True)
+    row("batch", f"numpy BLAS Q @ X.T + argpartition (64 q){label}", t_nb, t_nb, True)
     t_rb, res = best_of(lambda: store.query_batch(Q, similarity_top_k=k), 3)
     ok = all(ids_match(r.ids, numpy_topk(x, Q[i], k)) for i, r in enumerate(res[:8]))
-    row("batch", "RustVectorStore.query_batch (64 q)", t_rb, t_nb, ok)
+    row("batch", f"RustVectorStore.query_batch (64 q){label}", t_rb, t_nb, ok)
     try:
         import faiss
 
-        t_fb, (D, I) = best_of(lambda: index.search(Q, k), 3)
-        row(
-            "batch",
-            "FAISS IndexFlatIP search (64 q)",
-            t_fb,
-            t_nb,
-            list(I[0]) == list(numpy_topk(x, Q[0], k)),
-        )
+        index = faiss.IndexFlatIP(d)
+        index.add(x)
+        t_fb, (_, I) = best_of(lambda: index.search(Q, k), 3)
+        ok = list(I[0]) == list(numpy_topk(x, Q[0], k))
+        row("batch", f"FAISS IndexFlatIP search (64 q){label}", t_fb, t_nb, ok)
     except ImportError:
         pass
 
 
+def bench_add(n: int, d: int, simple_n: int) -> None:
+    print(f"\n== add {n:,} nodes x {d} (TextNode objects with metadata) ==")
+    x = make_data(n, d)
+    nodes = [
+        TextNode(id_=f"n-{i}", text="", embedding=e, metadata={"bucket": i % 10})
+        for i, e in enumerate(x.tolist())
+    ]
+    t_o, _ = best_of(lambda: RustVectorStore().add(nodes), 3)
+    t_s, _ = best_of(lambda: SimpleVectorStore().add(nodes[:simple_n]), 1)
+    t_s *= n / simple_n
+    note = "measured" if simple_n == n else f"Simple extrapolated from {simple_n:,} rows"
+    row("add", "SimpleVectorStore.add", t_s, t_s, None, note)
+    row("add", "RustVectorStore.add", t_o, t_s, None)
+    t_e, _ = best_of(lambda: RustVectorStore().add_embeddings([f"n-{i}" for i in range(n)], x), 3)
+    row("add", "RustVectorStore.add_embeddings (numpy)", t_e, t_s, None)
+
+
 def bench_persist(n: int, d: int, simple_n: int) -> None:
-    print(f"\n== JSON persist and load, {n:,} x {d} ==")
+    print(f"\n== persist and load, {n:,} x {d} (JSON = SimpleVectorStore's file) ==")
     x = make_data(n, d)
     store = rust_store(x)
     with tempfile.TemporaryDirectory() as tmp:
         ours = os.path.join(tmp, "ours__vector_store.json")
+        store.persist_format = "json"
         t_p, _ = best_of(lambda: store.persist(ours), 3)
         t_l, loaded = best_of(lambda: RustVectorStore.from_persist_path(ours), 3)
         size = os.path.getsize(ours)
@@ -211,15 +240,10 @@ def bench_persist(n: int, d: int, simple_n: int) -> None:
             None,
             note,
         )
-        row("persist", "RustVectorStore.persist", t_p, t_sp * scale, None)
+        row("persist", "RustVectorStore.persist, JSON (atomic, fsync)", t_p, t_sp * scale, None)
         row("load", "SimpleVectorStore.from_persist_path", t_sl * scale, t_sl * scale, None, note)
-        row(
-            "load",
-            "RustVectorStore.from_persist_path",
-            t_l,
-            t_sl * scale,
-            len(loaded.data.embedding_dict) == n,
-        )
+        ok = len(loaded.data.embedding_dict) == n
+        row("load", "RustVectorStore.from_persist_path, JSON", t_l, t_sl * scale, ok)
         import json
 
         def json_load() -> Any:
@@ -229,26 +253,185 @@ def bench_persist(n: int, d: int, simple_n: int) -> None:
         t_j, _ = best_of(json_load, 1)
         row(
             "load",
-            "Python json.load of the same file",
+            "Python json.load of the same file (alone)",
             t_j,
             t_sl * scale,
             None,
             f"ours takes {t_l / t_j:.2f}x json.load's time",
         )
+        binary = os.path.join(tmp, "bin__vector_store.json")
+        store.persist_format = "binary"
+        t_bp, _ = best_of(lambda: store.persist(binary), 3)
+        t_bl, bl = best_of(lambda: RustVectorStore.from_persist_path(binary), 3)
+        bsize = os.path.getsize(binary.replace(".json", ".rsvec"))
+        row(
+            "persist",
+            f"RustVectorStore.persist, binary ({bsize / 1e6:.0f} MB)",
+            t_bp,
+            t_sp * scale,
+            None,
+            f"{bsize / t_bp / 1e9:.2f} GB/s",
+        )
+        row(
+            "load",
+            "RustVectorStore.from_persist_path, binary (mmap)",
+            t_bl,
+            t_sl * scale,
+            bl.memory_mapped and len(bl.data.embedding_dict) == n,
+        )
+
+
+RSS_CHILD = r"""
+import os, sys, json
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+kind, path = sys.argv[1], sys.argv[2]
+from llama_index.core.vector_stores import SimpleVectorStore
+from llama_index_rs import RustVectorStore
+import gc; gc.collect()
+before = rss()
+cls = RustVectorStore if kind == "ours" else SimpleVectorStore
+store = cls.from_persist_path(path)
+gc.collect()
+print(json.dumps({"delta": rss() - before}))
+"""
+
+
+def bench_memory(n: int, d: int) -> None:
+    print(f"\n== resident memory after a JSON load, {n:,} x {d} ==")
+    x = make_data(n, d)
+    store = RustVectorStore(persist_format="json")
+    store.add_embeddings(
+        [f"n-{i}" for i in range(n)], x, metadata=[{"bucket": i % 10} for i in range(n)]
+    )
+    raw = x.nbytes
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "default__vector_store.json")
+        store.persist(path)
+        ids_md = sum(len(f"n-{i}") for i in range(n)) + len(json.dumps({"bucket": 0})) * n
+        for kind in ("ours", "simple"):
+            out = subprocess.run(
+                [sys.executable, "-c", RSS_CHILD, kind, path],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            delta = json.loads(out.stdout)["delta"]
+            what = "RustVectorStore" if kind == "ours" else "SimpleVectorStore"
+            row(
+                "memory",
+                f"{what}: RSS growth after load",
+                None,
+                None,
+                None,
+                f"{delta / 1e6:.0f} MB = {delta / (raw + ids_md):.2f}x (raw f32 + ids + metadata = "
+                f"{(raw + ids_md) / 1e6:.0f} MB)",
+            )
+
+
+def bench_end_to_end(n: int, d: int) -> None:
+    """VectorStoreIndex build, StorageContext.persist, load_index_from_storage, 10 retrievals."""
+    from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+    from llama_index.core.storage.docstore import SimpleDocumentStore
+    from llama_index.core.storage.index_store import SimpleIndexStore
+    from llama_index_rs import RustDocumentStore, RustIndexStore
+
+    print(
+        f"\n== end to end, {n:,} x {d}: build, persist, load_index_from_storage, 10 retrievals =="
+    )
+    x = make_data(n, d)
+    Q = make_data(10, d, seed=5)
+    table = {f"query {i}": Q[i].astype(np.float64).tolist() for i in range(10)}
+
+    class Table(BaseEmbedding):
+        def _get_query_embedding(self, query: str) -> List[float]:
+            return table[query]
+
+        def _get_text_embedding(self, text: str) -> List[float]:
+            return table[text]
+
+        async def _aget_query_embedding(self, query: str) -> List[float]:
+            return table[query]
+
+    nodes = [
+        TextNode(id_=f"n-{i}", text=f"chunk {i}", embedding=e) for i, e in enumerate(x.tolist())
+    ]
+    results = {}
+    for label, (vs, ds, ix) in {
+        "Simple* stores": (SimpleVectorStore, SimpleDocumentStore, SimpleIndexStore),
+        "Rust* stores": (RustVectorStore, RustDocumentStore, RustIndexStore),
+    }.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            sc = StorageContext.from_defaults(vector_store=vs(), docstore=ds(), index_store=ix())
+            index = VectorStoreIndex(nodes, storage_context=sc, embed_model=Table())
+            index.storage_context.persist(persist_dir=tmp)
+            sc = StorageContext.from_defaults(
+                persist_dir=tmp,
+                vector_store=vs.from_persist_dir(tmp),
+                docstore=ds.from_persist_dir(tmp),
+                index_store=ix.from_persist_dir(tmp),
+            )
+            index = load_index_from_storage(sc, embed_model=Table())
+            retriever = index.as_retriever(similarity_top_k=10)
+            ids = [[n.node.node_id for n in retriever.retrieve(f"query {i}")] for i in range(10)]
+            results[label] = (time.perf_counter() - t, ids)
+    t_s, ids_s = results["Simple* stores"]
+    t_r, ids_r = results["Rust* stores"]
+    want = [[f"n-{j}" for j in numpy_topk(x, Q[i], 10)] for i in range(10)]
+    row("e2e", "Simple* stores", t_s, t_s, ids_s == want)
+    row("e2e", "Rust* stores", t_r, t_s, ids_r == want)
+
+
+def batch_threads_child() -> None:
+    """`--batch-one-thread`: the 64-query batch comparison with one thread on each side."""
+    bench_batch(10_000 if QUICK else 100_000, 768 if QUICK else 1536, label=" (1 thread)")
+    for r in ROWS:
+        print("ROW\t" + "\t".join(r))
 
 
 def main() -> None:
+    if "--batch-one-thread" in sys.argv:
+        batch_threads_child()
+        return
     print(
         f"llama-index-rs benchmark: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, SIMD: {simd_backend()}"
     )
     if QUICK:
         bench_query(10_000, 768, 2_000)
+        bench_add(2_000, 768, 500)
         bench_persist(2_000, 768, 500)
+        bench_memory(20_000, 768)
+        bench_end_to_end(2_000, 768)
     else:
         bench_query(10_000, 768, 10_000)
         bench_query(100_000, 1536, 10_000)
+        bench_add(10_000, 768, 10_000)
         bench_persist(10_000, 768, 2_000)
+        bench_memory(100_000, 768)
+        bench_end_to_end(10_000, 768)
+    env = dict(
+        os.environ,
+        OPENBLAS_NUM_THREADS="1",
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        RAYON_NUM_THREADS="1",
+    )
+    child = subprocess.run(
+        [sys.executable, __file__, "--batch-one-thread"] + (["--quick"] if QUICK else []),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    print(child.stdout.split("ROW\t")[0].rstrip())
+    for line in child.stdout.splitlines():
+        if line.startswith("ROW\t"):
+            ROWS.append(line.split("\t")[1:])
     print("\n| section | what | time | ratio | check | note |\n|---|---|---:|---:|---|---|")
     for r in ROWS:
         print("| " + " | ".join(r) + " |")
