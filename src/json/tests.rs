@@ -338,7 +338,7 @@ fn parser_matches_cpython() {
     );
 }
 
-/// The fast path of `write_f64` copies ryu's layout; these are the values where the two layouts
+/// The fast path of `write_f64` copies zmij's layout; these are the values where the two layouts
 /// meet or part (decimal exponents -4, -3, 16, 17), with CPython's `json.dumps` output.
 #[test]
 fn float_layout_boundaries_match_cpython() {

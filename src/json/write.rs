@@ -6,7 +6,7 @@
 //!   escapes, every other code point outside 0x20..=0x7E becomes `\uXXXX` (lowercase hex; DEL is
 //!   `\u007f`, as CPython's `S_CHAR` has it), supplementary code points a surrogate pair, lone
 //!   surrogates `\udXXX`;
-//! - floats as Python's `float.__repr__`: shortest round-trip digits (from `ryu`) in Python's layout
+//! - floats as Python's `float.__repr__`: shortest round-trip digits (from `zmij`) in Python's layout
 //!   (`0.1`, `100.0`, `1e-05`, `1.5e+16`, `-0.0`), and `NaN`, `Infinity`, `-Infinity` (`allow_nan=True`);
 //! - integers in decimal, `BigInt` digits verbatim, `true`, `false`, `null`.
 //!
@@ -238,11 +238,12 @@ pub fn write_f64(out: &mut Vec<u8>, x: f64) {
         out.extend_from_slice(if x.is_sign_negative() { b"-0.0" } else { b"0.0" });
         return;
     }
-    let mut ryu_buf = ryu::Buffer::new();
-    let formatted = ryu_buf.format_finite(x.abs()).as_bytes();
-    // Fast path (almost every embedding value): ryu's decimal layout is Python's for decimal exponents
-    // -3..=16. It differs only in scientific notation (`1e16` vs `1e+16`) and at exponent -4, where
-    // ryu writes `0.0000123` and Python `1.23e-05`.
+    let mut digits_buf = zmij::Buffer::new();
+    let formatted = digits_buf.format_finite(x.abs()).as_bytes();
+    // Fast path (almost every embedding value): zmij's decimal layout is Python's for decimal
+    // exponents -3..=16. It differs only in scientific notation (`1.5e+16` with the mantissa's
+    // trailing `.0` rules of its own) and at exponent -4, where it writes `0.0000123` and Python
+    // `1.23e-05`.
     if !formatted.contains(&b'e') && !formatted.starts_with(b"0.0000") {
         if x < 0.0 {
             out.push(b'-');
@@ -300,7 +301,7 @@ pub fn write_f64(out: &mut Vec<u8>, x: f64) {
     out.extend_from_slice(&buf[..len]);
 }
 
-/// Splits ryu's output for a finite positive number (`"1.5e16"`, `"0.001"`, `"123.0"`, `"5e-324"`) into
+/// Splits zmij's output for a finite positive number (`"1.5e+16"`, `"0.001"`, `"123.0"`, `"5e-324"`) into
 /// significant digits (no leading or trailing zeros), their count, and `decpt` such that the value is
 /// `0.d1d2...dn x 10^decpt`.
 fn shortest_digits(s: &[u8]) -> ([u8; 32], usize, i32) {
