@@ -238,19 +238,51 @@ fn field_of(raw: &[u8], field: &str) -> StoreResult<Option<Value>> {
     Ok(None)
 }
 
-/// `(key, value[field])` for every stored object whose `field` is truthy, in collection order
-/// (`KVDocumentStore.get_all_document_hashes` before it flips them).
+/// A field value found by `for_each_truthy_field`.
+pub enum Field<'a> {
+    /// A string with nothing to unescape (the usual hex hash), borrowed from the stored text.
+    Plain(&'a str),
+    Parsed(Value),
+}
+
+/// Calls `f(key, value[field])` for every stored object whose `field` is truthy, in collection order.
+/// A value that starts with `{"field": "` and a plain string is read without a parser.
 ///
 /// # Errors
-/// `Unsupported` when a stored value is not an object.
-pub fn truthy_fields(store: &mut KvStore, coll: &JStr, field: &str) -> StoreResult<Vec<(JStr, Value)>> {
-    let mut out = Vec::new();
-    for (key, raw) in store.collection_mut(coll).iter() {
+/// `Unsupported` when a stored value is not an object (before `f` saw anything), or what `f` returns.
+pub fn for_each_truthy_field<E: From<StoreError>>(
+    coll: &super::Collection,
+    field: &str,
+    mut f: impl FnMut(&JStr, Field<'_>) -> Result<(), E>,
+) -> Result<(), E> {
+    if coll.values().any(|raw| raw.first() != Some(&b'{')) {
+        return Err(unsupported("stored value is not an object").into());
+    }
+    let prefix = format!("{{\"{field}\": \"");
+    let first_key_plain = field
+        .bytes()
+        .all(|c| (0x20..=0x7E).contains(&c) && c != b'"' && c != b'\\');
+    for (key, raw) in coll.iter() {
+        if first_key_plain {
+            if let Some(rest) = raw.strip_prefix(prefix.as_bytes()) {
+                if let Some(end) = memchr::memchr2(b'"', b'\\', rest) {
+                    if rest[end] == b'"' {
+                        // Stored text is normalized: a string without escapes is printable ASCII.
+                        if end > 0 {
+                            if let Ok(s) = std::str::from_utf8(&rest[..end]) {
+                                f(key, Field::Plain(s))?;
+                            }
+                        }
+                        continue;
+                    }
+                }
+            }
+        }
         if let Some(v) = field_of(raw, field)? {
             if is_truthy(&v) {
-                out.push((key.clone(), v));
+                f(key, Field::Parsed(v))?;
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
