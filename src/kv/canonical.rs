@@ -34,8 +34,10 @@ pub fn is_normalized(text: &[u8]) -> bool {
 /// one (see the module header). What follows the value is not looked at.
 #[must_use]
 pub fn normalized_len(b: &[u8]) -> Option<usize> {
-    // One entry per open container: `Some(keys)` for an object, `None` for an array.
-    let mut stack: Vec<Option<Vec<&[u8]>>> = Vec::new();
+    // One entry per open container: `Some(start)` for an object whose keys are `keys[start..]`,
+    // `None` for an array. One shared key list: no allocation per object.
+    let mut stack: Vec<Option<usize>> = Vec::new();
+    let mut keys: Vec<&[u8]> = Vec::new();
     let mut i = 0usize;
     let mut state = State::Value;
     loop {
@@ -51,7 +53,7 @@ pub fn normalized_len(b: &[u8]) -> Option<usize> {
                             if stack.len() >= MAX_NESTING {
                                 return None;
                             }
-                            stack.push(Some(Vec::new()));
+                            stack.push(Some(keys.len()));
                             state = State::Key;
                         }
                         continue;
@@ -86,9 +88,7 @@ pub fn normalized_len(b: &[u8]) -> Option<usize> {
                     return None;
                 }
                 let end = string_end(b, i)?;
-                if let Some(Some(keys)) = stack.last_mut() {
-                    keys.push(&b[i..end]);
-                }
+                keys.push(&b[i..end]);
                 if b.get(end..end + 2)? != b": " {
                     return None;
                 }
@@ -96,7 +96,7 @@ pub fn normalized_len(b: &[u8]) -> Option<usize> {
                 state = State::Value;
             }
             State::After => {
-                let Some(top) = stack.last() else {
+                let Some(&top) = stack.last() else {
                     return Some(i);
                 };
                 if b.get(i..i + 2) == Some(b", ") {
@@ -105,7 +105,7 @@ pub fn normalized_len(b: &[u8]) -> Option<usize> {
                     continue;
                 }
                 match (b.get(i)?, top) {
-                    (b'}', Some(keys)) if !has_duplicates(keys) => {}
+                    (b'}', Some(start)) if !has_duplicates(&mut keys[start..]) => keys.truncate(start),
                     (b']', None) => {}
                     _ => return None,
                 }
@@ -213,11 +213,11 @@ fn number_end(b: &[u8], start: usize) -> Option<usize> {
     }
 }
 
-fn has_duplicates(keys: &[&[u8]]) -> bool {
+/// Whether `keys` has a repeat. May reorder `keys` (the caller drops them next).
+fn has_duplicates(keys: &mut [&[u8]]) -> bool {
     if keys.len() <= 8 {
         return keys.iter().enumerate().any(|(i, k)| keys[..i].contains(k));
     }
-    let mut sorted = keys.to_vec();
-    sorted.sort_unstable();
-    sorted.windows(2).any(|w| w[0] == w[1])
+    keys.sort_unstable();
+    keys.windows(2).any(|w| w[0] == w[1])
 }
