@@ -200,11 +200,9 @@ class RustDocumentStore(SimpleDocumentStore):
         native = self._native_kv()
         if native is not None:
             try:
-                pairs = native.truthy_fields(self._metadata_collection, "doc_hash")
+                return native.flipped_truthy_fields(self._metadata_collection, "doc_hash")
             except NotImplementedError:
                 pass
-            else:
-                return {doc_hash: doc_id for doc_id, doc_hash in pairs}
         return super().get_all_document_hashes()
 
     async def aget_all_document_hashes(self) -> Dict[str, str]:

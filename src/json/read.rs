@@ -399,6 +399,26 @@ impl<'a> Cursor<'a> {
         Ok(&self.bytes[start..self.pos])
     }
 
+    /// Consumes the next value and returns its text like `raw_value`, but first asks `prefix_len`
+    /// for the length of a value at the current position: when it answers, the value is taken
+    /// without the validating scan (so `prefix_len` must only answer for valid JSON). The flag says
+    /// whether `prefix_len` answered.
+    ///
+    /// # Errors
+    /// `StoreError::Json` with the byte offset and Python's message if the input does not match.
+    pub fn raw_value_with(&mut self, prefix_len: impl Fn(&[u8]) -> Option<usize>) -> StoreResult<(&'a [u8], bool)> {
+        self.skip_ws();
+        let start = self.pos;
+        if let Some(len) = prefix_len(&self.bytes[start..]) {
+            if let Some(raw) = self.bytes.get(start..start + len) {
+                self.pos = start + len;
+                return Ok((raw, true));
+            }
+        }
+        self.skip_value()?;
+        Ok((&self.bytes[start..self.pos], false))
+    }
+
     /// Parses the next value, which must be a string.
     ///
     /// # Errors

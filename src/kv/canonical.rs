@@ -1,11 +1,17 @@
-//! `is_normalized`: whether valid JSON text is already exactly what `json.dumps(json.loads(text))`
-//! writes, so that a loader can keep it verbatim instead of parsing and re-writing it.
+//! `is_normalized` / `normalized_len`: whether JSON text is already exactly what
+//! `json.dumps(json.loads(text))` writes, so that a loader can keep it verbatim instead of parsing and
+//! re-writing it.
 //!
 //! The check is conservative: `true` guarantees the text is normalized; `false` only means "re-write
 //! it" (the slow path gives the right bytes either way). It requires: no whitespace except the single
 //! space in `", "` and `": "`; strings of printable ASCII with only the escapes `json.dumps` uses
-//! (lowercase `\uXXXX` for exactly the code points it escapes that way); integers other than `-0`;
-//! floats whose text equals Python's `repr` of their value; no duplicate keys in an object.
+//! (lowercase `\uXXXX` for exactly the code points it escapes that way); integers matching
+//! `-?(0|[1-9][0-9]*)` other than `-0`; floats whose text equals Python's `repr` of their value; the
+//! literals spelled out exactly; no duplicate keys in an object; at most `MAX_NESTING` levels.
+//!
+//! It is also a validator: text it accepts is valid JSON that `json.loads` accepts (normalized text
+//! is a subset of JSON). So a loader can run it *instead of* a validating scan and fall back to the
+//! validating reader only where it fails: one pass over the file for normalized input.
 
 use crate::json::write_f64;
 
@@ -15,15 +21,23 @@ enum State {
     After,
 }
 
-/// See the module header. `text` must be one valid JSON value (as `Cursor::raw_value` returns).
+/// Deeper values are left to the validating reader (which enforces its own depth limit).
+const MAX_NESTING: usize = 512;
+
+/// See the module header: whether `text` is exactly one normalized JSON value.
 #[must_use]
 pub fn is_normalized(text: &[u8]) -> bool {
-    check(text).is_some()
+    normalized_len(text) == Some(text.len())
 }
 
-fn check(b: &[u8]) -> Option<()> {
-    // One entry per open container: `Some(keys)` for an object, `None` for an array.
-    let mut stack: Vec<Option<Vec<&[u8]>>> = Vec::new();
+/// The length of the normalized JSON value at the start of `b`, or `None` if `b` does not start with
+/// one (see the module header). What follows the value is not looked at.
+#[must_use]
+pub fn normalized_len(b: &[u8]) -> Option<usize> {
+    // One entry per open container: `Some(start)` for an object whose keys are `keys[start..]`,
+    // `None` for an array. One shared key list: no allocation per object.
+    let mut stack: Vec<Option<usize>> = Vec::new();
+    let mut keys: Vec<&[u8]> = Vec::new();
     let mut i = 0usize;
     let mut state = State::Value;
     loop {
@@ -36,7 +50,10 @@ fn check(b: &[u8]) -> Option<()> {
                             i += 1;
                             state = State::After;
                         } else {
-                            stack.push(Some(Vec::new()));
+                            if stack.len() >= MAX_NESTING {
+                                return None;
+                            }
+                            stack.push(Some(keys.len()));
                             state = State::Key;
                         }
                         continue;
@@ -47,16 +64,20 @@ fn check(b: &[u8]) -> Option<()> {
                             i += 1;
                             state = State::After;
                         } else {
+                            if stack.len() >= MAX_NESTING {
+                                return None;
+                            }
                             stack.push(None);
                         }
                         continue;
                     }
                     b'"' => i = string_end(b, i)?,
-                    b't' | b'n' => i += 4,
-                    b'f' => i += 5,
-                    b'N' => i += 3,
-                    b'I' => i += 8,
-                    b'-' if b.get(i + 1) == Some(&b'I') => i += 9,
+                    b't' => i = literal(b, i, b"true")?,
+                    b'n' => i = literal(b, i, b"null")?,
+                    b'f' => i = literal(b, i, b"false")?,
+                    b'N' => i = literal(b, i, b"NaN")?,
+                    b'I' => i = literal(b, i, b"Infinity")?,
+                    b'-' if b.get(i + 1) == Some(&b'I') => i = literal(b, i, b"-Infinity")?,
                     b'-' | b'0'..=b'9' => i = number_end(b, i)?,
                     _ => return None,
                 }
@@ -67,9 +88,7 @@ fn check(b: &[u8]) -> Option<()> {
                     return None;
                 }
                 let end = string_end(b, i)?;
-                if let Some(Some(keys)) = stack.last_mut() {
-                    keys.push(&b[i..end]);
-                }
+                keys.push(&b[i..end]);
                 if b.get(end..end + 2)? != b": " {
                     return None;
                 }
@@ -77,8 +96,8 @@ fn check(b: &[u8]) -> Option<()> {
                 state = State::Value;
             }
             State::After => {
-                let Some(top) = stack.last() else {
-                    return (i == b.len()).then_some(());
+                let Some(&top) = stack.last() else {
+                    return Some(i);
                 };
                 if b.get(i..i + 2) == Some(b", ") {
                     i += 2;
@@ -86,7 +105,7 @@ fn check(b: &[u8]) -> Option<()> {
                     continue;
                 }
                 match (b.get(i)?, top) {
-                    (b'}', Some(keys)) if !has_duplicates(keys) => {}
+                    (b'}', Some(start)) if !has_duplicates(&mut keys[start..]) => keys.truncate(start),
                     (b']', None) => {}
                     _ => return None,
                 }
@@ -102,6 +121,7 @@ fn check(b: &[u8]) -> Option<()> {
 fn string_end(b: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
     loop {
+        i += plain_run(b.get(i..)?);
         match *b.get(i)? {
             b'"' => return Some(i + 1),
             b'\\' => match *b.get(i + 1)? {
@@ -130,6 +150,41 @@ fn string_end(b: &[u8], start: usize) -> Option<usize> {
     }
 }
 
+fn literal(b: &[u8], start: usize, word: &[u8]) -> Option<usize> {
+    (b.get(start..start + word.len())? == word).then_some(start + word.len())
+}
+
+/// Number of leading bytes of `b` that a normalized string may contain unescaped: printable ASCII
+/// other than `"` and `\\`. Eight bytes at a time (SWAR), then byte by byte.
+#[inline]
+fn plain_run(b: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        // Each term has a byte's high bit set if (and, before the first hit, only if) that byte is:
+        // below 0x20; 0x7F or above; '"'; '\\'. False positives after a true hit are harmless.
+        let below_space = w.wrapping_sub(ONES * 0x20) & !w;
+        let high_or_del = w.wrapping_add(ONES) | w;
+        let quote = (w ^ (ONES * u64::from(b'"'))).wrapping_sub(ONES) & !(w ^ (ONES * u64::from(b'"')));
+        let backslash = (w ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES) & !(w ^ (ONES * u64::from(b'\\')));
+        if (below_space | high_or_del | quote | backslash) & HIGH != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if !(0x20..=0x7E).contains(&c) || c == b'"' || c == b'\\' {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
 fn number_end(b: &[u8], start: usize) -> Option<usize> {
     let mut end = start;
     let mut is_float = false;
@@ -148,15 +203,21 @@ fn number_end(b: &[u8], start: usize) -> Option<usize> {
         write_f64(&mut buf, x);
         (buf == text).then_some(end)
     } else {
-        (text != b"-0").then_some(end)
+        let digits = text.strip_prefix(b"-").unwrap_or(text);
+        let valid = match digits {
+            [b'0'] => text.len() == 1, // "0" yes, "-0" no (json.dumps writes 0)
+            [b'1'..=b'9', rest @ ..] => rest.iter().all(u8::is_ascii_digit),
+            _ => false,
+        };
+        valid.then_some(end)
     }
 }
 
-fn has_duplicates(keys: &[&[u8]]) -> bool {
+/// Whether `keys` has a repeat. May reorder `keys` (the caller drops them next).
+fn has_duplicates(keys: &mut [&[u8]]) -> bool {
     if keys.len() <= 8 {
         return keys.iter().enumerate().any(|(i, k)| keys[..i].contains(k));
     }
-    let mut sorted = keys.to_vec();
-    sorted.sort_unstable();
-    sorted.windows(2).any(|w| w[0] == w[1])
+    keys.sort_unstable();
+    keys.windows(2).any(|w| w[0] == w[1])
 }

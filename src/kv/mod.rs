@@ -20,7 +20,7 @@ mod ordered;
 use crate::error::{StoreError, StoreResult};
 use crate::json::{parse, to_vec, write_str, Cursor, JStr, Value};
 
-pub use canonical::is_normalized;
+pub use canonical::{is_normalized, normalized_len};
 pub use ordered::OrderedMap;
 
 /// One collection: key -> normalized JSON text.
@@ -142,8 +142,10 @@ impl KvStore {
             cursor.begin_object()?;
             let mut coll = Collection::default();
             while let Some(key) = cursor.next_key()? {
-                let raw = cursor.raw_value()?;
-                let json: Box<[u8]> = if is_normalized(raw) {
+                // Normalized values (all that this crate and `json.dumps` write) are validated and
+                // accepted by one scan; only the others take the validating reader, then a rewrite.
+                let (raw, normalized) = cursor.raw_value_with(normalized_len)?;
+                let json: Box<[u8]> = if normalized {
                     raw.into()
                 } else {
                     to_vec(&parse(raw, source_name)?).into_boxed_slice()

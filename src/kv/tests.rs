@@ -153,3 +153,57 @@ fn deep_nesting_is_accepted() {
     let text = format!("{{\"c\": {{\"k\": {}{}}}}}", "[".repeat(depth), "]".repeat(depth));
     assert_eq!(roundtrip(&text), text);
 }
+
+#[test]
+fn normalized_len_validates_what_the_reader_would_reject() {
+    // Text the old check skipped over without looking (it ran after a validating scan).
+    for bad in [
+        "tru",
+        "trux",
+        "nul",
+        "NaX",
+        "Infinit",
+        "-Infinit",
+        "01",
+        "-",
+        "1-2",
+        "[1, 2",
+        "{\"a\": 1",
+    ] {
+        assert_eq!(normalized_len(bad.as_bytes()), None, "{bad}");
+    }
+    assert_eq!(normalized_len(b"{\"a\": [1, true]}, \"b\""), Some(16));
+    assert_eq!(normalized_len(b"\"abcdefghijklmnop\\\\\" tail"), Some(20));
+    let deep = format!("{}{}", "[".repeat(600), "]".repeat(600));
+    assert_eq!(normalized_len(deep.as_bytes()), None); // left to the validating reader
+    assert_eq!(
+        roundtrip(&format!("{{\"c\": {{\"k\": {deep}}}}}")),
+        format!("{{\"c\": {{\"k\": {deep}}}}}")
+    );
+}
+
+mod prop {
+    use proptest::prelude::*;
+
+    use super::super::canonical::normalized_len;
+    use crate::json::{parse, to_vec};
+
+    proptest! {
+        /// Anything accepted is valid JSON that re-writes to itself; string scanning (8 bytes at a
+        /// time) agrees with a byte-by-byte oracle on every string.
+        #[test]
+        fn accepted_text_is_valid_and_normalized(s in "[ -~\u{80}-\u{ff}\t\n\"\\\\]{0,40}", raw in any::<Vec<u8>>()) {
+            let quoted = format!("\"{s}\"");
+            for text in [quoted.as_bytes(), &raw[..]] {
+                if let Some(n) = normalized_len(text) {
+                    let v = parse(&text[..n], "t").expect("accepted text must parse");
+                    prop_assert_eq!(to_vec(&v), text[..n].to_vec());
+                }
+            }
+            let oracle = s.bytes().all(|c| (0x20..=0x7E).contains(&c) && c != b'"' && c != b'\\');
+            if oracle {
+                prop_assert_eq!(normalized_len(quoted.as_bytes()), Some(quoted.len()));
+            }
+        }
+    }
+}

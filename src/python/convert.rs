@@ -188,3 +188,183 @@ pub fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny
         }
     })
 }
+
+/// The Python object `json.loads` makes of stored (normalized, see `kv::is_normalized`) JSON text,
+/// built straight from the text. `Ok(None)` for anything it does not handle (lone surrogates,
+/// integers beyond 64 bits, deep nesting, text that is not normalized): the caller then parses.
+pub fn normalized_to_py<'py>(py: Python<'py>, raw: &[u8]) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let mut reader = NormalizedReader { b: raw, i: 0, py };
+    match reader.value(0)? {
+        Some(v) if reader.i == raw.len() => Ok(Some(v)),
+        _ => Ok(None),
+    }
+}
+
+struct NormalizedReader<'a, 'py> {
+    b: &'a [u8],
+    i: usize,
+    py: Python<'py>,
+}
+
+impl<'py> NormalizedReader<'_, 'py> {
+    const MAX_DEPTH: usize = 200;
+
+    fn eat(&mut self, s: &[u8]) -> bool {
+        if self.b.get(self.i..self.i + s.len()) == Some(s) {
+            self.i += s.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let py = self.py;
+        let Some(&c) = self.b.get(self.i) else { return Ok(None) };
+        Ok(Some(match c {
+            b'"' => match self.string() {
+                Some(s) => s.into_any(),
+                None => return Ok(None),
+            },
+            b'{' if depth < Self::MAX_DEPTH => {
+                self.i += 1;
+                let dict = PyDict::new(py);
+                if self.eat(b"}") {
+                    return Ok(Some(dict.into_any()));
+                }
+                loop {
+                    let Some(key) = self.string() else { return Ok(None) };
+                    if !self.eat(b": ") {
+                        return Ok(None);
+                    }
+                    let Some(v) = self.value(depth + 1)? else {
+                        return Ok(None);
+                    };
+                    dict.set_item(key, v)?;
+                    if self.eat(b", ") {
+                        continue;
+                    }
+                    if self.eat(b"}") {
+                        break;
+                    }
+                    return Ok(None);
+                }
+                dict.into_any()
+            }
+            b'[' if depth < Self::MAX_DEPTH => {
+                self.i += 1;
+                let mut items = Vec::new();
+                if !self.eat(b"]") {
+                    loop {
+                        let Some(v) = self.value(depth + 1)? else {
+                            return Ok(None);
+                        };
+                        items.push(v);
+                        if self.eat(b", ") {
+                            continue;
+                        }
+                        if self.eat(b"]") {
+                            break;
+                        }
+                        return Ok(None);
+                    }
+                }
+                PyList::new(py, items)?.into_any()
+            }
+            b't' if self.eat(b"true") => PyBool::new(py, true).to_owned().into_any(),
+            b'f' if self.eat(b"false") => PyBool::new(py, false).to_owned().into_any(),
+            b'n' if self.eat(b"null") => py.None().into_bound(py),
+            b'N' if self.eat(b"NaN") => PyFloat::new(py, f64::NAN).into_any(),
+            b'I' if self.eat(b"Infinity") => PyFloat::new(py, f64::INFINITY).into_any(),
+            b'-' if self.eat(b"-Infinity") => PyFloat::new(py, f64::NEG_INFINITY).into_any(),
+            b'-' | b'0'..=b'9' => {
+                let start = self.i;
+                let mut is_float = false;
+                while let Some(&d) = self.b.get(self.i) {
+                    match d {
+                        b'0'..=b'9' | b'-' | b'+' => {}
+                        b'.' | b'e' | b'E' => is_float = true,
+                        _ => break,
+                    }
+                    self.i += 1;
+                }
+                let Ok(text) = std::str::from_utf8(&self.b[start..self.i]) else {
+                    return Ok(None);
+                };
+                if is_float {
+                    match text.parse::<f64>() {
+                        Ok(x) => PyFloat::new(py, x).into_any(),
+                        Err(_) => return Ok(None),
+                    }
+                } else {
+                    match text.parse::<i64>() {
+                        Ok(n) => n.into_pyobject(py)?.into_any(),
+                        Err(_) => return Ok(None),
+                    }
+                }
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    /// A string at the cursor: ASCII without escapes is copied as is; escapes are decoded (a lone
+    /// surrogate gives `None`).
+    fn string(&mut self) -> Option<Bound<'py, PyString>> {
+        if self.b.get(self.i) != Some(&b'"') {
+            return None;
+        }
+        let start = self.i + 1;
+        let end = start + memchr::memchr2(b'"', b'\\', self.b.get(start..)?)?;
+        if self.b[end] == b'"' {
+            self.i = end + 1;
+            return Some(PyString::new(self.py, std::str::from_utf8(&self.b[start..end]).ok()?));
+        }
+        let mut out = String::from(std::str::from_utf8(&self.b[start..end]).ok()?);
+        let mut i = end;
+        loop {
+            let run = memchr::memchr2(b'"', b'\\', self.b.get(i..)?)?;
+            out.push_str(std::str::from_utf8(&self.b[i..i + run]).ok()?);
+            i += run;
+            if self.b[i] == b'"' {
+                self.i = i + 1;
+                return Some(PyString::new(self.py, &out));
+            }
+            let esc = *self.b.get(i + 1)?;
+            i += 2;
+            let ch = match esc {
+                b'"' => '"',
+                b'\\' => '\\',
+                b'/' => '/',
+                b'n' => '\n',
+                b'r' => '\r',
+                b't' => '\t',
+                b'b' => '\u{8}',
+                b'f' => '\u{c}',
+                b'u' => {
+                    let hi = hex4(self.b.get(i..i + 4)?)?;
+                    i += 4;
+                    let cp = if (0xD800..0xDC00).contains(&hi) && self.b.get(i..i + 2) == Some(b"\\u") {
+                        let lo = hex4(self.b.get(i + 2..i + 6)?)?;
+                        if !(0xDC00..0xE000).contains(&lo) {
+                            return None;
+                        }
+                        i += 6;
+                        0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                    } else {
+                        hi
+                    };
+                    char::from_u32(cp)? // a lone surrogate is not a char: the slow path keeps it
+                }
+                _ => return None,
+            };
+            out.push(ch);
+        }
+    }
+}
+
+fn hex4(d: &[u8]) -> Option<u32> {
+    let s = std::str::from_utf8(d).ok()?;
+    u32::from_str_radix(s, 16)
+        .ok()
+        .filter(|_| d.len() == 4 && d.iter().all(u8::is_ascii_hexdigit))
+}

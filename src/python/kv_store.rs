@@ -7,7 +7,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use super::convert::{jstr_to_py, py_to_jstr, py_to_value, value_to_py, Accept};
+use super::convert::{jstr_to_py, normalized_to_py, py_to_jstr, py_to_value, value_to_py, Accept};
 use crate::json::{parse, to_vec, JStr, Value};
 use crate::kv::docstore::{self, DocCollections, NewDoc};
 use crate::kv::{write_collection, KvStore};
@@ -31,9 +31,12 @@ fn json_of(obj: &Bound<'_, PyAny>) -> PyResult<Box<[u8]>> {
     Ok(to_vec(&py_to_value(obj, Accept::JsonCompatible)?.unwrap_or(Value::Null)).into_boxed_slice())
 }
 
-/// The Python object `json.loads` makes of a stored (always valid) value.
+/// The Python object `json.loads` makes of a stored (always valid, normalized) value.
 fn raw_to_py<'py>(py: Python<'py>, raw: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-    value_to_py(py, &parse(raw, "stored value")?)
+    match normalized_to_py(py, raw)? {
+        Some(obj) => Ok(obj),
+        None => value_to_py(py, &parse(raw, "stored value")?),
+    }
 }
 
 fn from_value(v: Value, source_name: &str) -> PyResult<KvStore> {
@@ -201,19 +204,25 @@ impl PyKvStore {
         })
     }
 
-    /// `[(key, value[field])]` for every stored object whose field is truthy.
-    fn truthy_fields<'py>(
+    /// `{value[field]: key}` over every stored object whose field is truthy
+    /// (`KVDocumentStore.get_all_document_hashes`). NotImplementedError when a value is not an object.
+    fn flipped_truthy_fields<'py>(
         &self,
         py: Python<'py>,
         collection: &Bound<'py, PyAny>,
         field: &str,
-    ) -> PyResult<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
+    ) -> PyResult<Bound<'py, PyDict>> {
         let coll = key_of(collection)?;
-        let pairs = docstore::truthy_fields(&mut self.inner.write(), &coll, field)?;
-        pairs
-            .iter()
-            .map(|(k, v)| Ok((jstr_to_py(py, k)?, value_to_py(py, v)?)))
-            .collect()
+        let mut guard = self.inner.write();
+        let out = PyDict::new(py);
+        docstore::for_each_truthy_field(guard.collection_mut(&coll), field, |key, value| {
+            let value = match value {
+                docstore::Field::Plain(s) => PyString::new(py, s).into_any(),
+                docstore::Field::Parsed(v) => value_to_py(py, &v)?,
+            };
+            out.set_item(value, jstr_to_py(py, key)?)
+        })?;
+        Ok(out)
     }
 
     /// `KVDocumentStore.add_documents`. `docs`: `(node_id, doc_to_json(node) or None, node.hash,
