@@ -462,10 +462,13 @@ impl<'a> Cursor<'a> {
     }
 
     fn float_from_span(&self, start: usize, end: usize) -> StoreResult<f64> {
-        std::str::from_utf8(&self.bytes[start..end])
-            .ok()
-            .and_then(|s| s.parse::<f64>().ok())
-            .ok_or_else(|| self.error(start, "Invalid number"))
+        // `scan_number` accepted exactly the JSON number grammar: the span is ASCII, so the UTF-8
+        // check `str::from_utf8` would repeat is skipped (this runs once per embedding value).
+        let span = &self.bytes[start..end];
+        debug_assert!(span.is_ascii());
+        // SAFETY: ASCII bytes are valid UTF-8.
+        let text = unsafe { std::str::from_utf8_unchecked(span) };
+        text.parse::<f64>().map_err(|_| self.error(start, "Invalid number"))
     }
 
     fn check_int_digits(&self, start: usize, end: usize) -> StoreResult<()> {

@@ -88,11 +88,16 @@ pub struct JsonState {
 }
 
 impl JsonState {
-    pub fn of(meta: &std::fs::Metadata, bytes: &[u8]) -> JsonState {
+    /// The state of a JSON file whose content is `chunks`, concatenated.
+    pub fn of<B: AsRef<[u8]>>(meta: &std::fs::Metadata, chunks: &[B]) -> JsonState {
+        let mut crc = crc32fast::Hasher::new();
+        for chunk in chunks {
+            crc.update(chunk.as_ref());
+        }
         JsonState {
             len: meta.len(),
             mtime_ns: mtime_ns(meta),
-            crc: crc32fast::hash(bytes),
+            crc: crc.finalize(),
             ctime_ns: ctime_ns(meta),
         }
     }

@@ -198,8 +198,20 @@ pub fn write_atomically_locked(
     target: &Path,
     bytes: &[u8],
 ) -> StoreResult<fs::Metadata> {
+    write_chunks_atomically_locked(lock, ops, target, &[bytes])
+}
+
+/// `write_atomically_locked` for content made of pieces (written in order, never concatenated).
+pub fn write_chunks_atomically_locked<B: AsRef<[u8]>>(
+    lock: &DirLock,
+    ops: &dyn FileOps,
+    target: &Path,
+    chunks: &[B],
+) -> StoreResult<fs::Metadata> {
     let mut file = AtomicFile::create(lock, ops, target)?;
-    file.write(bytes)?;
+    for chunk in chunks {
+        file.write(chunk.as_ref())?;
+    }
     file.commit()
 }
 

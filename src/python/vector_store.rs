@@ -374,15 +374,6 @@ impl PyVectorStore {
         PyBytes::new(py, &bytes)
     }
 
-    /// Writes the JSON atomically to a local path (temporary file, fsync, rename, directory fsync).
-    fn persist_json(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        py.detach(|| {
-            let bytes = json_format::to_json(&self.inner.read());
-            crate::persist::write_atomically(&path, &bytes)
-        })?;
-        Ok(())
-    }
-
     /// Writes the JSON file and/or the binary file beside it under the directory lock;
     /// `format` is "both", "json" or "binary".
     fn persist_files(&self, py: Python<'_>, json_path: PathBuf, format: &str) -> PyResult<()> {

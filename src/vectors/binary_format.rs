@@ -274,18 +274,20 @@ pub fn persist_files_with(
     let bin_path = binary_path_for(json_path);
     match format {
         PersistFormat::Json => {
-            let bytes = json_format::to_json(store);
-            persist::write_atomically_locked(&lock, ops, json_path, &bytes)?;
+            let chunks = json_format::to_json_chunks(store);
+            persist::write_chunks_atomically_locked(&lock, ops, json_path, &chunks)?;
             persist::remove_file_locked(&lock, ops, &bin_path)
         }
         PersistFormat::Both => {
-            let bytes = json_format::to_json(store);
-            let meta = persist::write_atomically_locked(&lock, ops, json_path, &bytes)?;
-            write_binary(&lock, ops, store, &bin_path, Some(JsonState::of(&meta, &bytes))).map(|_| ())
+            let chunks = json_format::to_json_chunks(store);
+            let meta = persist::write_chunks_atomically_locked(&lock, ops, json_path, &chunks)?;
+            let state = JsonState::of(&meta, &chunks);
+            drop(chunks); // before the binary file is built: peak memory is one of the two
+            write_binary(&lock, ops, store, &bin_path, Some(state)).map(|_| ())
         }
         PersistFormat::Binary => {
             let superseded = match fs::metadata(json_path) {
-                Ok(meta) => Some(JsonState::of(&meta, &persist::read_file(json_path)?)),
+                Ok(meta) => Some(JsonState::of(&meta, &[persist::read_file(json_path)?])),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                 Err(e) => return Err(StoreError::io(json_path, e)),
             };
@@ -370,8 +372,9 @@ pub fn load_files(json_path: &Path) -> StoreResult<Loaded> {
             },
         },
     };
-    let bytes = persist::read_file(json_path)?;
-    let store = json_format::from_json(&bytes, &json_path.display().to_string())?;
+    // Streamed in blocks: peak memory is the store plus one block, not the whole JSON file.
+    let file = fs::File::open(json_path).map_err(|e| StoreError::io(json_path, e))?;
+    let store = json_format::from_reader(file, &json_path.display().to_string())?;
     Ok(Loaded {
         store,
         source: json_path.to_owned(),

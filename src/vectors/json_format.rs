@@ -20,38 +20,35 @@ use crate::json::{self, ChunkedReader, JStr, Value};
 const ROWS_PER_TASK: usize = 256;
 
 pub fn to_json(store: &VectorStore) -> Vec<u8> {
+    to_json_chunks(store).concat()
+}
+
+/// The JSON file as consecutive pieces (rows formatted in parallel), for writing without first
+/// concatenating a file-sized buffer.
+pub fn to_json_chunks(store: &VectorStore) -> Vec<Vec<u8>> {
     let rows: Vec<RowRef<'_>> = store.rows().collect();
     let dim = store.dim().unwrap_or(0);
-    let chunks: Vec<Vec<u8>> = rows
-        .par_chunks(ROWS_PER_TASK)
-        .map(|chunk| {
-            let mut out = Vec::with_capacity(chunk.len() * (dim * 22 + 64));
-            for (i, row) in chunk.iter().enumerate() {
-                if i > 0 {
+    let mut chunks: Vec<Vec<u8>> = Vec::with_capacity(rows.len() / ROWS_PER_TASK + 3);
+    chunks.push(b"{\"embedding_dict\": {".to_vec());
+    chunks.par_extend(rows.par_chunks(ROWS_PER_TASK).enumerate().map(|(task, chunk)| {
+        let mut out = Vec::with_capacity(chunk.len() * (dim * 22 + 64) + 2);
+        for (i, row) in chunk.iter().enumerate() {
+            if task > 0 || i > 0 {
+                out.extend_from_slice(b", ");
+            }
+            json::write_str_utf8(&mut out, row.id);
+            out.extend_from_slice(b": [");
+            for (j, &x) in row.embedding.iter().enumerate() {
+                if j > 0 {
                     out.extend_from_slice(b", ");
                 }
-                json::write_str_utf8(&mut out, row.id);
-                out.extend_from_slice(b": [");
-                for (j, &x) in row.embedding.iter().enumerate() {
-                    if j > 0 {
-                        out.extend_from_slice(b", ");
-                    }
-                    json::write_f32_as_python_float(&mut out, x);
-                }
-                out.push(b']');
+                json::write_f32_as_python_float(&mut out, x);
             }
-            out
-        })
-        .collect();
-    let total: usize = chunks.iter().map(Vec::len).sum::<usize>() + 2 * chunks.len();
-    let mut out = Vec::with_capacity(total + 1024);
-    out.extend_from_slice(b"{\"embedding_dict\": {");
-    for (i, chunk) in chunks.iter().enumerate() {
-        if i > 0 {
-            out.extend_from_slice(b", ");
+            out.push(b']');
         }
-        out.extend_from_slice(chunk);
-    }
+        out
+    }));
+    let mut out = Vec::with_capacity(1024);
     out.extend_from_slice(b"}, \"text_id_to_ref_doc_id\": {");
     for (i, (id, ref_doc_id)) in store.ref_doc_entries().enumerate() {
         if i > 0 {
@@ -71,7 +68,8 @@ pub fn to_json(store: &VectorStore) -> Vec<u8> {
         json::write_value(&mut out, metadata);
     }
     out.extend_from_slice(b"}}");
-    out
+    chunks.push(out);
+    chunks
 }
 
 fn id_string(key: JStr, source_name: &str, offset: usize) -> StoreResult<String> {
