@@ -29,7 +29,9 @@ fn store(n: usize, d: usize) -> VectorStore {
             id: format!("n-{i}"),
             ref_doc_id: Some("None".into()),
             metadata: Some(Value::Object(
-                [(JStr::new("bucket"), Value::Int((i % 10) as i64))].into_iter().collect::<Object>(),
+                [(JStr::new("bucket"), Value::Int((i % 10) as i64))]
+                    .into_iter()
+                    .collect::<Object>(),
             )),
         })
         .collect();
@@ -98,7 +100,9 @@ fn json(c: &mut Criterion) {
     let s = store(2_000, 768);
     let text = to_json(&s);
     g.throughput(Throughput::Bytes(text.len() as u64));
-    g.bench_function("vector_store_to_json_2000x768", |b| b.iter(|| black_box(to_json(&s).len())));
+    g.bench_function("vector_store_to_json_2000x768", |b| {
+        b.iter(|| black_box(to_json(&s).len()))
+    });
     g.bench_function("vector_store_from_json_2000x768", |b| {
         b.iter(|| black_box(from_json(&text, "bench").unwrap().len()))
     });
@@ -112,7 +116,9 @@ fn binary(c: &mut Criterion) {
     let path = dir.path().join("default__vector_store.json");
     let s = store(10_000, 768);
     persist_files(&s, &path, PersistFormat::Both).unwrap();
-    g.bench_function("load_10000x768", |b| b.iter(|| black_box(load_files(&path).unwrap().store.len())));
+    g.bench_function("load_10000x768", |b| {
+        b.iter(|| black_box(load_files(&path).unwrap().store.len()))
+    });
     g.finish();
 }
 

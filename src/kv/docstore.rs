@@ -54,11 +54,10 @@ pub fn is_truthy(v: &Value) -> bool {
 /// `None` when absent or falsy.
 /// The third item names the stored list that LlamaIndex's `RefDocInfo.node_ids` aliases (its
 /// `get` copies only one level deep), if any.
-fn ref_doc_info(
-    store: &mut KvStore,
-    coll: &JStr,
-    ref_doc_id: &JStr,
-) -> StoreResult<Option<(Vec<JStr>, Value, Option<&'static str>)>> {
+/// (node ids, the rest of the record, the aliased list's key): see the doc comment above.
+type RefDocRecord = (Vec<JStr>, Value, Option<&'static str>);
+
+fn ref_doc_info(store: &mut KvStore, coll: &JStr, ref_doc_id: &JStr) -> StoreResult<Option<RefDocRecord>> {
     let Some(raw) = store.get(coll, ref_doc_id) else {
         return Ok(None);
     };
@@ -117,7 +116,8 @@ pub fn add_documents(
     let mut node_pairs = Vec::new();
     let mut meta_pairs = Vec::with_capacity(docs.len());
     // ref doc id -> (node_ids, metadata) pairs, in first-appearance order
-    let mut ref_pairs: Vec<(JStr, Vec<(Vec<JStr>, Value)>)> = Vec::new();
+    type NodeIdsAndMetadata = (Vec<JStr>, Value);
+    let mut ref_pairs: Vec<(JStr, Vec<NodeIdsAndMetadata>)> = Vec::new();
     // (ref doc id, stored list key, node id): appends LlamaIndex makes to the *stored* list.
     let mut aliased_appends: Vec<(JStr, &'static str, JStr)> = Vec::new();
     for doc in docs {

@@ -227,6 +227,7 @@ impl PyKvStore {
 
     /// `KVDocumentStore.add_documents`. `docs`: `(node_id, doc_to_json(node) or None, node.hash,
     /// source node id or None, node.metadata)` tuples.
+    #[allow(clippy::type_complexity)] // the tuple mirrors the Python call's 5-tuples
     fn add_documents(
         &self,
         collections: (Bound<'_, PyAny>, Bound<'_, PyAny>, Bound<'_, PyAny>),

@@ -196,6 +196,7 @@ impl PyVectorStore {
     /// One query. Returns `(ids, similarities)`; a negative `top_k` returns nothing, as LlamaIndex's
     /// bounded heap does, after the same validation.
     #[pyo3(signature = (embedding, top_k, node_ids=None, filters=None, mode="default", mmr_threshold=None))]
+    #[allow(clippy::too_many_arguments)] // one argument per VectorStoreQuery field it uses
     fn query(
         &self,
         py: Python<'_>,

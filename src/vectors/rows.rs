@@ -117,7 +117,7 @@ impl MappedRows {
     pub fn new(map: Arc<Mmap>, offset: usize, rows: usize, dim: usize) -> Option<Self> {
         let stride = dim.div_ceil(LANES) * LANES;
         let end = rows.checked_mul(stride)?.checked_mul(4)?.checked_add(offset)?;
-        if cfg!(target_endian = "big") || end > map.len() || (map.as_ptr() as usize + offset) % 64 != 0 {
+        if cfg!(target_endian = "big") || end > map.len() || !(map.as_ptr() as usize + offset).is_multiple_of(64) {
             return None;
         }
         Some(MappedRows {
