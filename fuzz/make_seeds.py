@@ -48,13 +48,26 @@ def vector_stores(tmp: pathlib.Path):
         store = RustVectorStore(persist_format="both")
         nodes = []
         for node, emb in rows:
-            n = TextNode(id_=node["id"], text=node["text"][:40], embedding=emb,
-                         metadata={"module": node.get("ref_doc_id"), "k": 3, "f": 0.5})
+            n = TextNode(
+                id_=node["id"],
+                text=node["text"][:40],
+                embedding=emb,
+                metadata={"module": node.get("ref_doc_id"), "k": 3, "f": 0.5},
+            )
             nodes.append(n)
         if name == "odd":
             nodes = [
-                TextNode(id_="é-\U0001f600", text="x", embedding=[-0.0, 1e-05, 1.5e16, 3.4e38],
-                         metadata={"s": "\ud800x", "big": 10**30, "neg": -(10**20), "l": [None, True, {"a": []}]}),
+                TextNode(
+                    id_="é-\U0001f600",
+                    text="x",
+                    embedding=[-0.0, 1e-05, 1.5e16, 3.4e38],
+                    metadata={
+                        "s": "\ud800x",
+                        "big": 10**30,
+                        "neg": -(10**20),
+                        "l": [None, True, {"a": []}],
+                    },
+                ),
                 TextNode(id_="b", text="y", embedding=[1e-40, 0.1, -2.5, 3.0]),
             ]
         store.add(nodes)
@@ -86,11 +99,15 @@ def main() -> None:
         kv.get("k", collection="empty")
         kv.persist(str(tmp / "kv.json"))
         ds = RustDocumentStore()
-        ds.add_documents([TextNode(id_=n["id"], text=n["text"][:60], metadata={"m": n["ref_doc_id"]})
-                          for n, _ in demo_rows(2, 1)])
+        ds.add_documents(
+            [
+                TextNode(id_=n["id"], text=n["text"][:60], metadata={"m": n["ref_doc_id"]})
+                for n, _ in demo_rows(2, 1)
+            ]
+        )
         ds.persist(str(tmp / "docstore.json"))
-        from llama_index.core import VectorStoreIndex  # noqa: F401  (index struct shape)
         from llama_index.core.data_structs import IndexDict
+
         istore = RustIndexStore()
         s = IndexDict()
         s.add_node(TextNode(id_="n1", text="t"))
@@ -103,22 +120,25 @@ def main() -> None:
             put("json_chunked", f, b"\x05" + data)
     # Demo corpus documents and hand-written edge cases.
     put("json_parse", "meta.json", (DATA / "meta.json").read_bytes())
-    node = (DATA / "nodes.jsonl").read_text().splitlines()[0].encode()[:2000]
     node = (DATA / "nodes.jsonl").read_bytes().split(b"\n")[0]
     put("json_parse", "node.json", node)
     edge = [
         b'\xef\xbb\xbf {"a": NaN, "b": -Infinity, "c": [1e400, -0.0, 1E-7, 123456789012345678901234567890]}',
         b'["\\ud800", "\\ud83d\\ude00", "\\u00e9\xc3\xa9", "\\"\\\\\\/\\b\\f\\n\\r\\t"]',
         b'{"a": 1, "a": 2, "b": {"x": {"y": [[[]]]}}}',
-        b'12',
+        b"12",
         b'"x"',
     ]
     for i, e in enumerate(edge):
         put("json_parse", f"edge{i}.json", e)
         put("json_chunked", f"edge{i}.json", bytes([i]) + e)
     put("kv_json", "edge.json", b'{"c": {"k": {"a": NaN, "b": 1.0e5}, "k": [1,2]}, "d": {}}')
-    put("vector_json", "edge.json", b'\x00{"embedding_dict": {"a": [1, 2.5], "b": [NaN, 1e-05]}, '
-        b'"text_id_to_ref_doc_id": {"a": null}, "metadata_dict": null, "extra": 12345}')
+    put(
+        "vector_json",
+        "edge.json",
+        b'\x00{"embedding_dict": {"a": [1, 2.5], "b": [NaN, 1e-05]}, '
+        b'"text_id_to_ref_doc_id": {"a": null}, "metadata_dict": null, "extra": 12345}',
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,21 @@ texts = st.text(
     max_size=12,
 )
 special_floats = st.sampled_from(
-    [-0.0, 0.0, 1e-05, 1e-04, 1e16, 1e15, 1.5e16, 1e-320, 5e-324, 1.7976931348623157e308, math.nan, math.inf, -math.inf]
+    [
+        -0.0,
+        0.0,
+        1e-05,
+        1e-04,
+        1e16,
+        1e15,
+        1.5e16,
+        1e-320,
+        5e-324,
+        1.7976931348623157e308,
+        math.nan,
+        math.inf,
+        -math.inf,
+    ]
 )
 floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True), special_floats)
 scalars = st.one_of(
@@ -47,15 +61,23 @@ json_values = st.recursive(
 json_objects = st.dictionaries(texts, json_values, max_size=5)
 
 # Node ids must be str without lone surrogates (the vector loader refuses them; see README).
-ids = st.text(st.characters(min_codepoint=1, max_codepoint=0x10FFFF, exclude_categories=("Cs",)), min_size=1, max_size=8)
+ids = st.text(
+    st.characters(min_codepoint=1, max_codepoint=0x10FFFF, exclude_categories=("Cs",)),
+    min_size=1,
+    max_size=8,
+)
 f32_values = st.floats(width=32, allow_nan=False, allow_infinity=False)
+# float32 neighbours of the interesting doubles (embeddings are float32 values; see README).
+F32_SPECIALS = [
+    float(np.float32(x)) for x in (-0.0, 1e-05, 1e-04, 1e16, 1e15, 3.4e38, 1e-45, 1e-40, 0.1)
+]
 
 
 def _read(path: pathlib.Path) -> bytes:
     return path.read_bytes()
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(data=st.dictionaries(texts, st.dictionaries(texts, json_objects, max_size=4), max_size=3))
 def test_kv_store_round_trip_matches_json_dumps_and_simple_kv_store(tmp_path_factory, data):
     d = tmp_path_factory.mktemp("kv")
@@ -74,7 +96,7 @@ def test_kv_store_round_trip_matches_json_dumps_and_simple_kv_store(tmp_path_fac
     assert _read(d / "again.json") == written
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(
     rows=st.dictionaries(
         ids,
@@ -87,7 +109,7 @@ def test_kv_store_round_trip_matches_json_dumps_and_simple_kv_store(tmp_path_fac
     ),
     dim=st.integers(1, 5),
     values=st.lists(f32_values, min_size=30, max_size=30),
-    extra=st.lists(special_floats.filter(lambda x: math.isfinite(x) and x == np.float32(x)), max_size=3),
+    extra=st.lists(st.sampled_from(F32_SPECIALS), max_size=3),
 )
 def test_vector_store_round_trip_matches_json_dumps_and_simple_vector_store(
     tmp_path_factory, rows, dim, values, extra
