@@ -12,7 +12,8 @@ use std::io::Read;
 use super::read::{Cursor, CursorState};
 use crate::error::{StoreError, StoreResult};
 
-const BLOCK: usize = 8 << 20;
+/// Default block size.
+pub(crate) const BLOCK: usize = 8 << 20;
 
 /// How far past the end of a token a step may have looked: a number scan backtracks over at most
 /// two bytes (`1e+` reads as `1` when no digit follows), plus the byte that ended the scan.

@@ -94,7 +94,9 @@ enum Section {
 
 /// Parses SimpleVectorStore's JSON from memory.
 pub fn from_json(bytes: &[u8], source_name: &str) -> StoreResult<VectorStore> {
-    from_reader(bytes, source_name)
+    // Blocks no larger than the document: a small file is not copied into a zeroed 8 MB buffer.
+    let block = bytes.len().saturating_add(1).min(json::CHUNK_BLOCK);
+    from_reader_with_block_size(bytes, source_name, block)
 }
 
 /// Parses SimpleVectorStore's JSON from a reader in blocks: peak memory is the store plus one block.
