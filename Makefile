@@ -6,7 +6,7 @@ export TIKTOKEN_CACHE_DIR := $(shell $(PYTHON) -c "import os, llama_index.core a
 export PYTHONHASHSEED ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help deps install build demo test test-rust test-python lint format bench bench-rust clean
+.PHONY: help deps install build demo test test-rust test-python fuzz lint format bench bench-rust clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -29,6 +29,10 @@ test-rust: ## Rust core tests (no Python: proves the core builds without PyO3)
 
 test-python: ## Python suite: differential tests against LlamaIndex's Simple* stores
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests
+
+FUZZ_SECONDS ?= 60
+fuzz: ## Bounded fuzzing: every cargo-fuzz target FUZZ_SECONDS s on one core (corpus replay without nightly)
+	fuzz/run.sh $(FUZZ_SECONDS)
 
 lint: ## clippy + rustfmt check + ruff
 	cargo fmt --check

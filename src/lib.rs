@@ -5,6 +5,9 @@
 //! PyO3 code exists only in `python/`, behind the `python` cargo feature.
 
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod json;
 pub mod kv;
 pub mod persist;

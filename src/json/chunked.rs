@@ -12,7 +12,12 @@ use std::io::Read;
 use super::read::{Cursor, CursorState};
 use crate::error::{StoreError, StoreResult};
 
-const BLOCK: usize = 8 << 20;
+/// Default block size.
+pub(crate) const BLOCK: usize = 8 << 20;
+
+/// How far past the end of a token a step may have looked: a number scan backtracks over at most
+/// two bytes (`1e+` reads as `1` when no digit follows), plus the byte that ended the scan.
+const LOOKAHEAD: usize = 3;
 
 pub struct ChunkedReader<R: Read> {
     reader: R,
@@ -80,7 +85,10 @@ impl<R: Read> ChunkedReader<R> {
     pub fn step<T>(&mut self, mut step: impl FnMut(&mut Cursor<'_>) -> StoreResult<T>) -> StoreResult<T> {
         if !self.started {
             self.started = true;
-            self.refill()?;
+            // At least the three bytes of a BOM, so that tiny blocks do not hide it.
+            while self.buf.len() < 3 && !self.eof {
+                self.refill()?;
+            }
             // A BOM only at the very start: let a fresh cursor skip it, then continue from its state.
             let cur = Cursor::new(&self.buf, &self.source_name);
             self.state = cur.state();
@@ -88,6 +96,11 @@ impl<R: Read> ChunkedReader<R> {
         loop {
             let mut cur = Cursor::resume(&self.buf, &self.source_name, self.state.clone(), self.base);
             match step(&mut cur) {
+                // A step that ended near the end of the bytes in memory may have stopped early because
+                // of the block boundary: a number cut short (`12|345` reads as 12, `3.|5` and `1e+|5`
+                // as 3 and 1 after backtracking over up to `LOOKAHEAD - 1` bytes) or `finish` seeing
+                // only whitespace before more input. Retry it with more data unless the input ended.
+                Ok(_) if cur.offset() - self.base + LOOKAHEAD > self.buf.len() && !self.eof => self.refill()?,
                 Ok(value) => {
                     self.state = cur.state();
                     return Ok(value);
@@ -175,6 +188,44 @@ mod tests {
             }
             r.step(|c| c.finish()).unwrap();
             assert_eq!(got, want, "block {block}");
+        }
+    }
+
+    /// Found by the `json_chunked` fuzz target: a step that ended at (or, for numbers, within two bytes
+    /// of) a block boundary was accepted as it stood, so a number split by the boundary (`12|345`,
+    /// `3.|5`) was read as two tokens, trailing garbage after whitespace reaching the boundary was missed by `finish`, and
+    /// a BOM split by the first block was not skipped.
+    #[test]
+    fn steps_ending_at_a_block_boundary_see_the_rest_of_the_input() {
+        let walk = |doc: &[u8], block: usize| -> StoreResult<Vec<f64>> {
+            let mut r = ChunkedReader::new(Trickle(doc, block), "doc").with_block_size(block);
+            r.step(|c| c.begin_array())?;
+            let mut out = Vec::new();
+            while let Some(x) = r.step(|c| {
+                if c.next_array_item()? {
+                    c.parse_f64().map(Some)
+                } else {
+                    Ok(None)
+                }
+            })? {
+                out.push(x);
+            }
+            r.step(|c| c.finish())?;
+            Ok(out)
+        };
+        for block in 1..12 {
+            assert_eq!(
+                walk(b"[12345, 678]", block).unwrap(),
+                vec![12345.0, 678.0],
+                "block {block}"
+            );
+            assert_eq!(walk(b"\xEF\xBB\xBF[1]", block).unwrap(), vec![1.0], "block {block}");
+            assert!(walk(b"[1]          x", block).is_err(), "block {block}");
+        }
+        let doc = b"{\"embedding_dict\": {\"a\": [1.5]}, \"extra\": 1234567}";
+        for block in 1..doc.len() + 1 {
+            let store = crate::vectors::json_format::from_reader_with_block_size(Trickle(doc, block), "doc", block);
+            assert_eq!(store.map(|s| s.len()).ok(), Some(1), "block {block}");
         }
     }
 

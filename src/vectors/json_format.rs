@@ -92,14 +92,29 @@ enum Section {
 
 /// Parses SimpleVectorStore's JSON from memory.
 pub fn from_json(bytes: &[u8], source_name: &str) -> StoreResult<VectorStore> {
-    from_reader(bytes, source_name)
+    // Blocks no larger than the document: a small file is not copied into a zeroed 8 MB buffer.
+    let block = bytes.len().saturating_add(1).min(json::CHUNK_BLOCK);
+    from_reader_with_block_size(bytes, source_name, block)
 }
 
 /// Parses SimpleVectorStore's JSON from a reader in blocks: peak memory is the store plus one block.
 pub fn from_reader<R: Read>(reader: R, source_name: &str) -> StoreResult<VectorStore> {
+    load(ChunkedReader::new(reader, source_name), source_name)
+}
+
+/// `from_reader` with blocks of `block` bytes (the fuzz checks use tiny blocks to put block
+/// boundaries everywhere).
+#[doc(hidden)]
+pub fn from_reader_with_block_size<R: Read>(reader: R, source_name: &str, block: usize) -> StoreResult<VectorStore> {
+    load(
+        ChunkedReader::new(reader, source_name).with_block_size(block),
+        source_name,
+    )
+}
+
+fn load<R: Read>(mut r: ChunkedReader<R>, source_name: &str) -> StoreResult<VectorStore> {
     let name = source_name;
     let shape = |offset: usize, what: String| StoreError::json(name, offset, what);
-    let mut r = ChunkedReader::new(reader, source_name);
     r.step(|c| {
         if c.peek_byte() != Some(b'{') {
             return Err(shape(
