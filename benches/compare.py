@@ -412,7 +412,7 @@ def main() -> None:
         bench_query(100_000, 1536, 10_000)
         bench_add(10_000, 768, 10_000)
         bench_persist(10_000, 768, 2_000)
-        bench_memory(100_000, 768)
+        bench_memory(20_000, 768)
         bench_end_to_end(10_000, 768)
     env = dict(
         os.environ,
