@@ -94,10 +94,15 @@ impl JsonState {
         for chunk in chunks {
             crc.update(chunk.as_ref());
         }
+        JsonState::with_crc(meta, crc.finalize())
+    }
+
+    /// The state of a JSON file whose content's CRC32 is `crc`.
+    pub fn with_crc(meta: &std::fs::Metadata, crc: u32) -> JsonState {
         JsonState {
             len: meta.len(),
             mtime_ns: mtime_ns(meta),
-            crc: crc.finalize(),
+            crc,
             ctime_ns: ctime_ns(meta),
         }
     }

@@ -259,6 +259,19 @@ fn load_binary_file(file: &BinaryFile) -> StoreResult<VectorStore> {
 /// and/or the binary file beside it. "json" removes an old binary file (it would be stale); "binary"
 /// leaves an existing JSON file alone but records its state, so this binary file supersedes it until
 /// somebody rewrites it.
+/// Writes the JSON file atomically, formatting while writing (`json_format::write_json`); returns
+/// the state the binary mirror records.
+fn write_json_file(lock: &DirLock, ops: &dyn FileOps, store: &VectorStore, json_path: &Path) -> StoreResult<JsonState> {
+    let mut file = persist::AtomicFile::create(lock, ops, json_path)?;
+    let mut crc = crc32fast::Hasher::new();
+    json_format::write_json(store, |piece| {
+        crc.update(piece);
+        file.write(piece)
+    })?;
+    let meta = file.commit()?;
+    Ok(JsonState::with_crc(&meta, crc.finalize()))
+}
+
 pub fn persist_files(store: &VectorStore, json_path: &Path, format: PersistFormat) -> StoreResult<()> {
     persist_files_with(&RealFs, store, json_path, format)
 }
@@ -274,15 +287,11 @@ pub fn persist_files_with(
     let bin_path = binary_path_for(json_path);
     match format {
         PersistFormat::Json => {
-            let chunks = json_format::to_json_chunks(store);
-            persist::write_chunks_atomically_locked(&lock, ops, json_path, &chunks)?;
+            write_json_file(&lock, ops, store, json_path)?;
             persist::remove_file_locked(&lock, ops, &bin_path)
         }
         PersistFormat::Both => {
-            let chunks = json_format::to_json_chunks(store);
-            let meta = persist::write_chunks_atomically_locked(&lock, ops, json_path, &chunks)?;
-            let state = JsonState::of(&meta, &chunks);
-            drop(chunks); // before the binary file is built: peak memory is one of the two
+            let state = write_json_file(&lock, ops, store, json_path)?;
             write_binary(&lock, ops, store, &bin_path, Some(state)).map(|_| ())
         }
         PersistFormat::Binary => {

@@ -20,34 +20,39 @@ use crate::json::{self, ChunkedReader, JStr, Value};
 const ROWS_PER_TASK: usize = 256;
 
 pub fn to_json(store: &VectorStore) -> Vec<u8> {
-    to_json_chunks(store).concat()
+    let mut out = Vec::new();
+    let res: StoreResult<()> = write_json(store, |piece| {
+        out.extend_from_slice(piece);
+        Ok(())
+    });
+    debug_assert!(res.is_ok(), "an in-memory sink cannot fail");
+    out
 }
 
-/// The JSON file as consecutive pieces (rows formatted in parallel), for writing without first
-/// concatenating a file-sized buffer.
-pub fn to_json_chunks(store: &VectorStore) -> Vec<Vec<u8>> {
+/// About this many bytes of JSON are formatted per group while the previous group is being written.
+const GROUP_BYTES: usize = 16 << 20;
+
+/// Streams the file to `sink`, in order. Rows are formatted in parallel one group at a time, and
+/// each group is formatted while `sink` consumes the previous one, so formatting and writing overlap
+/// and no file-sized buffer is built.
+pub fn write_json(
+    store: &VectorStore,
+    mut sink: impl FnMut(&[u8]) -> StoreResult<()> + Send,
+) -> StoreResult<()> {
     let rows: Vec<RowRef<'_>> = store.rows().collect();
     let dim = store.dim().unwrap_or(0);
-    let mut chunks: Vec<Vec<u8>> = Vec::with_capacity(rows.len() / ROWS_PER_TASK + 3);
-    chunks.push(b"{\"embedding_dict\": {".to_vec());
-    chunks.par_extend(rows.par_chunks(ROWS_PER_TASK).enumerate().map(|(task, chunk)| {
-        let mut out = Vec::with_capacity(chunk.len() * (dim * 22 + 64) + 2);
-        for (i, row) in chunk.iter().enumerate() {
-            if task > 0 || i > 0 {
-                out.extend_from_slice(b", ");
-            }
-            json::write_str_utf8(&mut out, row.id);
-            out.extend_from_slice(b": [");
-            for (j, &x) in row.embedding.iter().enumerate() {
-                if j > 0 {
-                    out.extend_from_slice(b", ");
-                }
-                json::write_f32_as_python_float(&mut out, x);
-            }
-            out.push(b']');
-        }
-        out
-    }));
+    let rows_per_group = (GROUP_BYTES / (dim * 22 + 64)).max(ROWS_PER_TASK);
+    sink(b"{\"embedding_dict\": {")?;
+    let mut pending: Vec<Vec<u8>> = Vec::new();
+    for (g, group) in rows.chunks(rows_per_group).enumerate() {
+        let (written, formatted) = rayon::join(
+            || pending.iter().try_for_each(|piece| sink(piece)),
+            || format_rows(group, g == 0, dim),
+        );
+        written?;
+        pending = formatted;
+    }
+    pending.iter().try_for_each(|piece| sink(piece))?;
     let mut out = Vec::with_capacity(1024);
     out.extend_from_slice(b"}, \"text_id_to_ref_doc_id\": {");
     for (i, (id, ref_doc_id)) in store.ref_doc_entries().enumerate() {
@@ -68,8 +73,33 @@ pub fn to_json_chunks(store: &VectorStore) -> Vec<Vec<u8>> {
         json::write_value(&mut out, metadata);
     }
     out.extend_from_slice(b"}}");
-    chunks.push(out);
-    chunks
+    sink(&out)
+}
+
+/// `"id": [values]` entries of `rows`, formatted in parallel pieces; every entry but the file's
+/// first is preceded by `", "`.
+fn format_rows(rows: &[RowRef<'_>], first_group: bool, dim: usize) -> Vec<Vec<u8>> {
+    rows.par_chunks(ROWS_PER_TASK)
+        .enumerate()
+        .map(|(task, chunk)| {
+            let mut out = Vec::with_capacity(chunk.len() * (dim * 22 + 64) + 2);
+            for (i, row) in chunk.iter().enumerate() {
+                if !(first_group && task == 0 && i == 0) {
+                    out.extend_from_slice(b", ");
+                }
+                json::write_str_utf8(&mut out, row.id);
+                out.extend_from_slice(b": [");
+                for (j, &x) in row.embedding.iter().enumerate() {
+                    if j > 0 {
+                        out.extend_from_slice(b", ");
+                    }
+                    json::write_f32_as_python_float(&mut out, x);
+                }
+                out.push(b']');
+            }
+            out
+        })
+        .collect()
 }
 
 fn id_string(key: JStr, source_name: &str, offset: usize) -> StoreResult<String> {
