@@ -1,0 +1,120 @@
+//! Criterion benchmarks of the pure-Rust core: `cargo bench --no-default-features`.
+//!
+//! Top-k (one query, a batch of 64), a filter passing 10% of the rows, the JSON float writer, the
+//! vector store's JSON format both ways, and the binary load. Sample sizes are small so the whole run
+//! takes a few minutes; the machines are shared, so compare ratios within one run, not across runs.
+//! (`benches/compare.py` is the side-by-side comparison with numpy, FAISS and the Simple* stores.)
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use llama_index_rs::json::{write_f32_as_python_float, JStr, Object, Value};
+use llama_index_rs::vectors::binary_format::{load_files, persist_files, PersistFormat};
+use llama_index_rs::vectors::json_format::{from_json, to_json};
+use llama_index_rs::vectors::{
+    FilterCondition, FilterNode, FilterOperator, Filters, MetadataFilter, NewRow, Query, QueryMode, VectorStore,
+};
+
+fn lcg(seed: &mut u64) -> f32 {
+    *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+}
+
+fn store(n: usize, d: usize) -> VectorStore {
+    let mut seed = 1;
+    let flat: Vec<f32> = (0..n * d).map(|_| lcg(&mut seed)).collect();
+    let rows = (0..n)
+        .map(|i| NewRow {
+            id: format!("n-{i}"),
+            ref_doc_id: Some("None".into()),
+            metadata: Some(Value::Object(
+                [(JStr::new("bucket"), Value::Int((i % 10) as i64))].into_iter().collect::<Object>(),
+            )),
+        })
+        .collect();
+    let mut s = VectorStore::new();
+    s.add(rows, &flat, d).unwrap();
+    s
+}
+
+fn queries(nq: usize, d: usize) -> Vec<f64> {
+    let mut seed = 2;
+    (0..nq * d).map(|_| f64::from(lcg(&mut seed))).collect()
+}
+
+fn top_k(c: &mut Criterion) {
+    let mut g = c.benchmark_group("top_k");
+    g.sample_size(10).measurement_time(Duration::from_secs(3));
+    for &(n, d) in &[(10_000usize, 768usize), (100_000, 1536)] {
+        let s = store(n, d);
+        let q = queries(64, d);
+        let bucket = Filters {
+            filters: vec![FilterNode::Filter(MetadataFilter {
+                key: "bucket".into(),
+                value: Value::Int(3),
+                operator: FilterOperator::Eq,
+            })],
+            condition: FilterCondition::And,
+        };
+        let one = |filters| Query {
+            embedding: &q[..d],
+            top_k: Some(10),
+            node_ids: None,
+            filters,
+            mode: QueryMode::Default,
+        };
+        let label = format!("{n}x{d}");
+        g.throughput(Throughput::Bytes((n * d * 4) as u64));
+        g.bench_function(BenchmarkId::new("single", &label), |b| {
+            b.iter(|| black_box(s.query(&one(None)).unwrap()))
+        });
+        g.bench_function(BenchmarkId::new("filter_10pct", &label), |b| {
+            b.iter(|| black_box(s.query(&one(Some(&bucket))).unwrap()))
+        });
+        g.bench_function(BenchmarkId::new("batch64", &label), |b| {
+            b.iter(|| black_box(s.query_batch(&q, d, Some(10), None).unwrap()))
+        });
+    }
+    g.finish();
+}
+
+fn json(c: &mut Criterion) {
+    let mut g = c.benchmark_group("json");
+    g.sample_size(10).measurement_time(Duration::from_secs(2));
+    let mut seed = 3;
+    let floats: Vec<f32> = (0..100_000).map(|_| lcg(&mut seed) * 1e-2).collect();
+    g.throughput(Throughput::Elements(floats.len() as u64));
+    g.bench_function("write_f32_as_python_float", |b| {
+        let mut out = Vec::with_capacity(floats.len() * 24);
+        b.iter(|| {
+            out.clear();
+            for &x in &floats {
+                write_f32_as_python_float(&mut out, x);
+            }
+            black_box(out.len())
+        })
+    });
+    let s = store(2_000, 768);
+    let text = to_json(&s);
+    g.throughput(Throughput::Bytes(text.len() as u64));
+    g.bench_function("vector_store_to_json_2000x768", |b| b.iter(|| black_box(to_json(&s).len())));
+    g.bench_function("vector_store_from_json_2000x768", |b| {
+        b.iter(|| black_box(from_json(&text, "bench").unwrap().len()))
+    });
+    g.finish();
+}
+
+fn binary(c: &mut Criterion) {
+    let mut g = c.benchmark_group("binary");
+    g.sample_size(10).measurement_time(Duration::from_secs(2));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("default__vector_store.json");
+    let s = store(10_000, 768);
+    persist_files(&s, &path, PersistFormat::Both).unwrap();
+    g.bench_function("load_10000x768", |b| b.iter(|| black_box(load_files(&path).unwrap().store.len())));
+    g.finish();
+}
+
+criterion_group!(benches, top_k, json, binary);
+criterion_main!(benches);
