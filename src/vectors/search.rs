@@ -421,7 +421,7 @@ impl VectorStore {
         top_k: Option<usize>,
         filters: Option<&Filters>,
     ) -> StoreResult<Vec<Vec<Hit>>> {
-        if dim == 0 || queries.len() % dim != 0 {
+        if dim == 0 || !queries.len().is_multiple_of(dim) {
             return Err(StoreError::InvalidValue(format!(
                 "{} query values do not form rows of dimension {dim}",
                 queries.len()
