@@ -21,7 +21,7 @@ use std::collections::{BinaryHeap, HashSet};
 
 use rayon::prelude::*;
 
-use super::kernels::{cosine, dot_f32_f32, dot_f32_f64, dot_f32_f64_x2, norm_f64};
+use super::kernels::{cosine, dot_f32_f32, dot_f32_f64, dot_tile, row_fits_f32_tile, PackedQuery};
 use super::{Filters, VectorStore};
 use crate::error::{StoreError, StoreResult};
 
@@ -173,16 +173,25 @@ fn top_k_by_simulation<'a>(items: impl Iterator<Item = Scored<'a>>, k: Option<us
     heap
 }
 
-/// The k largest items under (sim, id) order of a slice, sorted descending.
-fn bounded_top<'a>(items: impl Iterator<Item = Scored<'a>>, k: usize) -> Vec<Scored<'a>> {
+/// The k largest of `(sim, id)` items (unordered). `id_of` is only called for an item that can enter
+/// the heap: most items lose on similarity alone, without touching their id.
+fn bounded_top<'a>(items: impl Iterator<Item = (usize, f64)>, k: usize, id_of: impl Fn(usize) -> &'a str) -> Vec<Scored<'a>> {
     let mut heap: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(k + 1);
-    for it in items {
+    let mut floor = f64::NEG_INFINITY;
+    for (i, sim) in items {
         if heap.len() < k {
-            heap.push(Reverse(it));
-        } else if let Some(min) = heap.peek() {
-            if min.0.lt(&it) {
-                heap.pop();
-                heap.push(Reverse(it));
+            heap.push(Reverse(Scored { sim, id: id_of(i) }));
+            if heap.len() == k {
+                floor = heap.peek().map_or(f64::NEG_INFINITY, |m| m.0.sim);
+            }
+        } else if sim >= floor {
+            let it = Scored { sim, id: id_of(i) };
+            if let Some(min) = heap.peek() {
+                if min.0.lt(&it) {
+                    heap.pop();
+                    heap.push(Reverse(it));
+                    floor = heap.peek().map_or(f64::NEG_INFINITY, |m| m.0.sim);
+                }
             }
         }
     }
@@ -204,12 +213,55 @@ impl VectorStore {
 
     /// Cosine similarities of `q` against the candidate rows, in candidate order.
     fn similarities(&self, cands: &[u32], q: &[f64]) -> Vec<f64> {
-        let qn = norm_f64(q);
-        let sim = |&r: &u32| cosine(dot_f32_f64(self.row_embedding(r), q), qn, self.row_norm(r));
+        self.similarities_with(cands, q, PackedQuery::new(q))
+    }
+
+    /// `similarities` with a given packing (`PackedQuery::exact` forces the exact kernel).
+    fn similarities_with(&self, cands: &[u32], q: &[f64], packed: PackedQuery) -> Vec<f64> {
+        let mut sims = vec![0.0; cands.len()];
+        let fill = |(rows, out): (&[u32], &mut [f64])| self.score_rows::<1>(rows, [&packed], [q], out);
         if cands.len() * q.len() < PARALLEL_MIN_WORK {
-            cands.iter().map(sim).collect()
+            fill((cands, &mut sims));
         } else {
-            cands.par_iter().with_min_len(256).map(sim).collect()
+            let chunk = 1024;
+            cands.par_chunks(chunk).zip(sims.par_chunks_mut(chunk)).for_each(fill);
+        }
+        sims
+    }
+
+    /// Cosines of `rows` against Q queries, `out[c * Q + j]`: `dot_tile` over 4 rows at a time, the exact
+    /// kernel for the pairs the tile must not take (see `kernels`). Per pair the arithmetic is the same
+    /// whatever Q and whichever rows share a tile, so every caller gets bit-identical similarities.
+    fn score_rows<const Q: usize>(&self, rows: &[u32], packs: [&PackedQuery; Q], raw: [&[f64]; Q], out: &mut [f64]) {
+        let qs: [&[f32]; Q] = std::array::from_fn(|j| packs[j].values.as_slice());
+        let mut store = |c: usize, r: u32, dots: &[f64; Q]| {
+            let rn = self.row_norm(r);
+            let fits = row_fits_f32_tile(rn);
+            for j in 0..Q {
+                out[c * Q + j] = if fits && packs[j].fast {
+                    cosine(dots[j], packs[j].scaled_norm, rn)
+                } else {
+                    cosine(dot_f32_f64(self.row_embedding(r), raw[j]), packs[j].norm, rn)
+                };
+            }
+        };
+        let mut quads = rows.chunks_exact(4);
+        for (t, quad) in quads.by_ref().enumerate() {
+            let emb = [
+                self.row_embedding(quad[0]),
+                self.row_embedding(quad[1]),
+                self.row_embedding(quad[2]),
+                self.row_embedding(quad[3]),
+            ];
+            let dots = dot_tile::<4, Q>(&emb, &qs);
+            for (i, &r) in quad.iter().enumerate() {
+                store(4 * t + i, r, &dots[i]);
+            }
+        }
+        let base = rows.len() - quads.remainder().len();
+        for (i, &r) in quads.remainder().iter().enumerate() {
+            let dots = dot_tile::<1, Q>(&[self.row_embedding(r)], &qs);
+            store(base + i, r, &dots[0]);
         }
     }
 
@@ -227,49 +279,67 @@ impl VectorStore {
         if cands.is_empty() {
             return Ok(Vec::new());
         }
-        let sims = self.similarities(&cands, q.embedding);
         match q.mode {
-            QueryMode::Default => Ok(self.top_k(&cands, &sims, q.top_k)),
-            QueryMode::Mmr { threshold } => self.mmr(&cands, &sims, q.top_k, threshold.unwrap_or(0.5)),
+            QueryMode::Default => {
+                let sims = self.similarities(&cands, q.embedding);
+                Ok(self.top_k(&cands, &sims, q.top_k))
+            }
+            QueryMode::Mmr { threshold } => {
+                // MMR subtracts row-to-row overlaps (exact kernel) from query similarities: a query equal
+                // to a stored row must give exactly the overlap's value, as in numpy, so exact here too.
+                let sims = self.similarities_with(&cands, q.embedding, PackedQuery::exact(q.embedding));
+                self.mmr(&cands, &sims, q.top_k, threshold.unwrap_or(0.5))
+            }
         }
     }
 
     /// `get_top_k_embeddings` given the candidates' similarities.
     fn top_k(&self, cands: &[u32], sims: &[f64], top_k: Option<usize>) -> Vec<Hit> {
         let k = top_k.filter(|&k| k > 0);
-        let scored = |i: usize| Scored {
-            sim: sims[i],
-            id: self.row_id(cands[i]),
-        };
         let n = cands.len();
-        let mut survivors: Vec<Scored> = match k {
+        let id_of = |i: usize| self.row_id(cands[i]);
+        let survivors: Vec<Scored> = match k {
             Some(k) if k < n => {
                 if n < 50_000 {
-                    bounded_top((0..n).map(scored), k)
+                    bounded_top(sims.iter().copied().enumerate(), k, id_of)
                 } else {
-                    let chunk = n.div_ceil(rayon::current_num_threads().max(1) * 4);
-                    let parts: Vec<Vec<Scored>> = (0..n)
-                        .into_par_iter()
-                        .with_min_len(chunk)
-                        .fold(Vec::new, |mut acc, i| {
-                            acc.push(scored(i));
-                            if acc.len() >= 4 * k.max(64) {
-                                acc = bounded_top(acc.into_iter(), k);
-                            }
-                            acc
+                    let chunk = n.div_ceil(rayon::current_num_threads().max(1) * 2).max(k);
+                    let parts: Vec<Vec<Scored>> = sims
+                        .par_chunks(chunk)
+                        .enumerate()
+                        .map(|(c, part)| {
+                            bounded_top(part.iter().copied().enumerate().map(|(i, s)| (c * chunk + i, s)), k, id_of)
                         })
-                        .map(|v| bounded_top(v.into_iter(), k))
                         .collect();
-                    bounded_top(parts.into_iter().flatten(), k)
+                    let merged: Vec<Scored> = parts.into_iter().flatten().collect();
+                    let mut heap: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(k + 1);
+                    for it in merged {
+                        heap.push(Reverse(it));
+                        if heap.len() > k {
+                            heap.pop();
+                        }
+                    }
+                    heap.into_iter().map(|r| r.0).collect()
                 }
             }
-            _ => (0..n).map(scored).collect(),
+            _ => (0..n).map(|i| Scored { sim: sims[i], id: id_of(i) }).collect(),
         };
+        self.order_survivors(cands, sims, survivors, k)
+    }
+
+    /// Sorts the top-k survivors into LlamaIndex's order (replaying heapq when survivors tie).
+    fn order_survivors<'a>(&'a self, cands: &[u32], sims: &[f64], mut survivors: Vec<Scored<'a>>, k: Option<usize>) -> Vec<Hit> {
         // Descending by (sim, id): ties between survivors then show up as neighbours.
         survivors.sort_unstable_by(|a, b| b.cmp(a));
         let tied = survivors.windows(2).any(|w| w[0].sim == w[1].sim);
         let ordered = if tied {
-            top_k_by_simulation((0..n).map(scored), k)
+            top_k_by_simulation(
+                (0..cands.len()).map(|i| Scored {
+                    sim: sims[i],
+                    id: self.row_id(cands[i]),
+                }),
+                k,
+            )
         } else {
             survivors
         };
@@ -366,49 +436,83 @@ impl VectorStore {
         if cands.is_empty() {
             return Ok(vec![Vec::new(); nq]);
         }
-        const BLOCK: usize = 16;
-        let mut out = Vec::with_capacity(nq);
-        for block in queries.chunks(BLOCK * dim) {
-            let b = block.len() / dim;
-            let qnorms: Vec<f64> = block.chunks_exact(dim).map(norm_f64).collect();
-            // Candidate-major matrix, filled tile by tile: a tile of rows is streamed from memory once
-            // for the whole block and stays in cache while each pair of queries (kept in L1) passes over it.
-            const TILE: usize = 32;
-            let mut m = vec![0.0f64; cands.len() * b];
-            let fill = |(t, out): (usize, &mut [f64])| {
-                let tile = &cands[t * TILE..(t * TILE + out.len() / b)];
-                let mut pairs = block.chunks_exact(2 * dim);
-                for (j, qq) in pairs.by_ref().enumerate() {
-                    let (q0, q1) = qq.split_at(dim);
-                    for (c, &r) in tile.iter().enumerate() {
-                        let (d0, d1) = dot_f32_f64_x2(self.row_embedding(r), q0, q1);
-                        let rn = self.row_norm(r);
-                        out[c * b + 2 * j] = cosine(d0, qnorms[2 * j], rn);
-                        out[c * b + 2 * j + 1] = cosine(d1, qnorms[2 * j + 1], rn);
-                    }
-                }
-                if b % 2 == 1 {
-                    let q = pairs.remainder();
-                    for (c, &r) in tile.iter().enumerate() {
-                        out[c * b + b - 1] =
-                            cosine(dot_f32_f64(self.row_embedding(r), q), qnorms[b - 1], self.row_norm(r));
-                    }
-                }
-            };
-            if cands.len() * block.len() < PARALLEL_MIN_WORK {
-                m.chunks_mut(b * TILE).enumerate().for_each(fill);
-            } else {
-                m.par_chunks_mut(b * TILE).enumerate().for_each(fill);
+        let n = cands.len();
+        let k = match top_k.filter(|&k| k > 0) {
+            // Every row (or nearly) is returned: no heap to share, run the single-query path per query.
+            Some(k) if k < n / 4 => k,
+            _ => {
+                return Ok(queries
+                    .chunks_exact(dim)
+                    .map(|q| {
+                        let sims = self.similarities(&cands, q);
+                        self.top_k(&cands, &sims, top_k)
+                    })
+                    .collect())
             }
-            let mut results: Vec<Vec<Hit>> = (0..b)
-                .into_par_iter()
+        };
+        // Queries in groups of QG (the last one padded with a zero query, whose results are dropped).
+        const QG: usize = 4;
+        let zero = vec![0.0f64; dim];
+        let raw: Vec<&[f64]> = queries.chunks_exact(dim).chain(std::iter::repeat(zero.as_slice())).take(nq.div_ceil(QG) * QG).collect();
+        let packs: Vec<PackedQuery> = raw.iter().map(|q| PackedQuery::new(q)).collect();
+        let nqp = raw.len();
+        // A block of rows is streamed from memory once for all queries and stays in cache while each
+        // group of queries passes over it; each block keeps its own bounded top-k per query.
+        let block = 128usize;
+        let id_of = |i: usize| self.row_id(cands[i]);
+        let per_block = |(b, rows): (usize, &[u32])| -> Vec<Vec<Scored>> {
+            let mut sims = vec![0.0f64; rows.len() * nqp];
+            let mut tmp = vec![0.0f64; rows.len() * QG];
+            for g in 0..nqp / QG {
+                let p: [&PackedQuery; QG] = std::array::from_fn(|j| &packs[g * QG + j]);
+                let r: [&[f64]; QG] = std::array::from_fn(|j| raw[g * QG + j]);
+                self.score_rows::<QG>(rows, p, r, &mut tmp);
+                for (c, t) in tmp.chunks_exact(QG).enumerate() {
+                    for (j, &v) in t.iter().enumerate() {
+                        sims[(g * QG + j) * rows.len() + c] = v;
+                    }
+                }
+            }
+            (0..nq)
                 .map(|j| {
-                    let sims: Vec<f64> = (0..cands.len()).map(|c| m[c * b + j]).collect();
-                    self.top_k(&cands, &sims, top_k)
+                    let s = &sims[j * rows.len()..(j + 1) * rows.len()];
+                    bounded_top(s.iter().copied().enumerate().map(|(c, v)| (b * block + c, v)), k, id_of)
                 })
-                .collect();
-            out.append(&mut results);
-        }
+                .collect()
+        };
+        let blocks: Vec<Vec<Vec<Scored>>> = if n * dim * nq < PARALLEL_MIN_WORK {
+            cands.chunks(block).enumerate().map(per_block).collect()
+        } else {
+            cands.par_chunks(block).enumerate().map(per_block).collect()
+        };
+        let out: Vec<Vec<Hit>> = (0..nq)
+            .into_par_iter()
+            .map(|j| {
+                let mut heap: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(k + 1);
+                for it in blocks.iter().flat_map(|b| b[j].iter()) {
+                    heap.push(Reverse(*it));
+                    if heap.len() > k {
+                        heap.pop();
+                    }
+                }
+                let mut survivors: Vec<Scored> = heap.into_iter().map(|r| r.0).collect();
+                survivors.sort_unstable_by(|a, b| b.cmp(a));
+                if survivors.windows(2).any(|w| w[0].sim == w[1].sim) {
+                    // Tied survivors: the heapq replay needs every similarity, recomputed bit-identically.
+                    let q = raw[j];
+                    let sims = self.similarities(&cands, q);
+                    self.order_survivors(&cands, &sims, survivors, Some(k))
+                } else {
+                    survivors
+                        .into_iter()
+                        .map(|s| Hit {
+                            id: s.id.to_owned(),
+                            similarity: s.sim,
+                        })
+                        .collect()
+                }
+            })
+            .collect();
         Ok(out)
     }
 }
