@@ -35,10 +35,7 @@ const GROUP_BYTES: usize = 16 << 20;
 /// Streams the file to `sink`, in order. Rows are formatted in parallel one group at a time, and
 /// each group is formatted while `sink` consumes the previous one, so formatting and writing overlap
 /// and no file-sized buffer is built.
-pub fn write_json(
-    store: &VectorStore,
-    mut sink: impl FnMut(&[u8]) -> StoreResult<()> + Send,
-) -> StoreResult<()> {
+pub fn write_json(store: &VectorStore, mut sink: impl FnMut(&[u8]) -> StoreResult<()> + Send) -> StoreResult<()> {
     let rows: Vec<RowRef<'_>> = store.rows().collect();
     let dim = store.dim().unwrap_or(0);
     let rows_per_group = (GROUP_BYTES / (dim * 22 + 64)).max(ROWS_PER_TASK);

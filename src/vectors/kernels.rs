@@ -166,7 +166,11 @@ pub fn dot_tile<const R: usize, const Q: usize>(rows: &[&[f32]; R], qs: &[&[f32]
 #[inline]
 pub fn search_similarity(row: &[f32], row_norm: f64, q: &[f64], packed: &PackedQuery) -> f64 {
     if packed.fast && row_fits_f32_tile(row_norm) {
-        cosine(dot_tile::<1, 1>(&[row], &[&packed.values])[0][0], packed.scaled_norm, row_norm)
+        cosine(
+            dot_tile::<1, 1>(&[row], &[&packed.values])[0][0],
+            packed.scaled_norm,
+            row_norm,
+        )
     } else {
         cosine(dot_f32_f64(row, q), packed.norm, row_norm)
     }
@@ -528,10 +532,17 @@ mod tests {
                     .map(|i| {
                         let j = i % (d / 2);
                         let v = (q[j] / 1e12) as f32 * 1e-10;
-                        if i < d / 2 { v } else { -v * (1.0 + 1e-4 * lcg(&mut seed) as f32) }
+                        if i < d / 2 {
+                            v
+                        } else {
+                            -v * (1.0 + 1e-4 * lcg(&mut seed) as f32)
+                        }
                     })
                     .collect(),
-                _ => q.iter().map(|&x| ((x + lcg(&mut seed) * 1e11) * 3e-20) as f32).collect(),
+                _ => q
+                    .iter()
+                    .map(|&x| ((x + lcg(&mut seed) * 1e11) * 3e-20) as f32)
+                    .collect(),
             };
             let err = (cos_tile(&row, &q) - cos_ref(&row, &q)).abs();
             worst = worst.max(err);
@@ -545,9 +556,12 @@ mod tests {
     fn tile_is_bit_identical_across_shapes_and_rows_out_of_range_are_exact() {
         let mut seed = 3;
         for &d in &[1usize, 3, 7, 8, 15, 16, 17, 97, 257, 1536] {
-            let rows: Vec<Vec<f32>> = (0..4).map(|_| (0..d).map(|_| lcg(&mut seed) as f32).collect()).collect();
-            let qs: Vec<PackedQuery> =
-                (0..4).map(|_| PackedQuery::new(&(0..d).map(|_| lcg(&mut seed) * 7.0).collect::<Vec<_>>())).collect();
+            let rows: Vec<Vec<f32>> = (0..4)
+                .map(|_| (0..d).map(|_| lcg(&mut seed) as f32).collect())
+                .collect();
+            let qs: Vec<PackedQuery> = (0..4)
+                .map(|_| PackedQuery::new(&(0..d).map(|_| lcg(&mut seed) * 7.0).collect::<Vec<_>>()))
+                .collect();
             let r: [&[f32]; 4] = std::array::from_fn(|i| rows[i].as_slice());
             let q: [&[f32]; 4] = std::array::from_fn(|j| qs[j].values.as_slice());
             let big = dot_tile::<4, 4>(&r, &q);
@@ -563,7 +577,10 @@ mod tests {
         // A row beyond the tile's range goes through the exact kernel.
         let row = vec![1e36f32, 3e35, -2e36];
         let q = vec![0.5, 0.25, 1.0];
-        assert_eq!(cos_tile(&row, &q), cosine(dot_f32_f64(&row, &q), norm_f64(&q), norm_f32(&row)));
+        assert_eq!(
+            cos_tile(&row, &q),
+            cosine(dot_f32_f64(&row, &q), norm_f64(&q), norm_f32(&row))
+        );
         let tiny = vec![1e-38f32, 3e-39, -2e-38];
         assert!((cos_tile(&tiny, &q) - cos_ref(&tiny, &q)).abs() < 1e-12);
         assert_eq!(cos_tile(&row, &[f64::INFINITY, 0.0, 1.0]), 0.0);

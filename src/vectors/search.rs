@@ -175,7 +175,11 @@ fn top_k_by_simulation<'a>(items: impl Iterator<Item = Scored<'a>>, k: Option<us
 
 /// The k largest of `(sim, id)` items (unordered). `id_of` is only called for an item that can enter
 /// the heap: most items lose on similarity alone, without touching their id.
-fn bounded_top<'a>(items: impl Iterator<Item = (usize, f64)>, k: usize, id_of: impl Fn(usize) -> &'a str) -> Vec<Scored<'a>> {
+fn bounded_top<'a>(
+    items: impl Iterator<Item = (usize, f64)>,
+    k: usize,
+    id_of: impl Fn(usize) -> &'a str,
+) -> Vec<Scored<'a>> {
     let mut heap: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(k + 1);
     let mut floor = f64::NEG_INFINITY;
     for (i, sim) in items {
@@ -308,7 +312,11 @@ impl VectorStore {
                         .par_chunks(chunk)
                         .enumerate()
                         .map(|(c, part)| {
-                            bounded_top(part.iter().copied().enumerate().map(|(i, s)| (c * chunk + i, s)), k, id_of)
+                            bounded_top(
+                                part.iter().copied().enumerate().map(|(i, s)| (c * chunk + i, s)),
+                                k,
+                                id_of,
+                            )
                         })
                         .collect();
                     let merged: Vec<Scored> = parts.into_iter().flatten().collect();
@@ -322,13 +330,24 @@ impl VectorStore {
                     heap.into_iter().map(|r| r.0).collect()
                 }
             }
-            _ => (0..n).map(|i| Scored { sim: sims[i], id: id_of(i) }).collect(),
+            _ => (0..n)
+                .map(|i| Scored {
+                    sim: sims[i],
+                    id: id_of(i),
+                })
+                .collect(),
         };
         self.order_survivors(cands, sims, survivors, k)
     }
 
     /// Sorts the top-k survivors into LlamaIndex's order (replaying heapq when survivors tie).
-    fn order_survivors<'a>(&'a self, cands: &[u32], sims: &[f64], mut survivors: Vec<Scored<'a>>, k: Option<usize>) -> Vec<Hit> {
+    fn order_survivors<'a>(
+        &'a self,
+        cands: &[u32],
+        sims: &[f64],
+        mut survivors: Vec<Scored<'a>>,
+        k: Option<usize>,
+    ) -> Vec<Hit> {
         // Descending by (sim, id): ties between survivors then show up as neighbours.
         survivors.sort_unstable_by(|a, b| b.cmp(a));
         let tied = survivors.windows(2).any(|w| w[0].sim == w[1].sim);
@@ -453,7 +472,11 @@ impl VectorStore {
         // Queries in groups of QG (the last one padded with a zero query, whose results are dropped).
         const QG: usize = 4;
         let zero = vec![0.0f64; dim];
-        let raw: Vec<&[f64]> = queries.chunks_exact(dim).chain(std::iter::repeat(zero.as_slice())).take(nq.div_ceil(QG) * QG).collect();
+        let raw: Vec<&[f64]> = queries
+            .chunks_exact(dim)
+            .chain(std::iter::repeat(zero.as_slice()))
+            .take(nq.div_ceil(QG) * QG)
+            .collect();
         let packs: Vec<PackedQuery> = raw.iter().map(|q| PackedQuery::new(q)).collect();
         let nqp = raw.len();
         // A block of rows is streamed from memory once for all queries and stays in cache while each
