@@ -7,7 +7,7 @@
 //! take it. The lock file stays in the directory: deleting a lock file races with its next user.
 
 use std::fs::{File, OpenOptions};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{StoreError, StoreResult};
 
@@ -20,31 +20,30 @@ pub struct DirLock {
     _file: File,
 }
 
+/// The directory's lock file, created empty if absent (never truncated: another process may hold it).
+fn open_lock_file(dir: &Path) -> StoreResult<(File, PathBuf)> {
+    let path = dir.join(LOCK_FILE_NAME);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| StoreError::io(&path, e))?;
+    Ok((file, path))
+}
+
 impl DirLock {
     /// Blocks until this process holds the write lock of `dir`.
     pub fn acquire(dir: &Path) -> StoreResult<DirLock> {
-        let path = dir.join(LOCK_FILE_NAME);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| StoreError::io(&path, e))?;
+        let (file, path) = open_lock_file(dir)?;
         file.lock().map_err(|e| StoreError::io(&path, e))?;
         Ok(DirLock { _file: file })
     }
 
     /// Takes the lock only if nobody holds it (for tests and diagnostics).
     pub fn try_acquire(dir: &Path) -> StoreResult<Option<DirLock>> {
-        let path = dir.join(LOCK_FILE_NAME);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| StoreError::io(&path, e))?;
+        let (file, path) = open_lock_file(dir)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(DirLock { _file: file })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
