@@ -7,28 +7,19 @@ import json
 import os
 import pathlib
 
-os.environ.setdefault(
-    "TIKTOKEN_CACHE_DIR",
-    str(
-        pathlib.Path(__import__("llama_index.core").core.__file__).parent
-        / "_static"
-        / "tiktoken_cache"
-    ),
-)
-
-import pytest  # noqa: E402
-from hypothesis import settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule  # noqa: E402
-from llama_index.core import Document, MockEmbedding  # noqa: E402
-from llama_index.core.ingestion import DocstoreStrategy, IngestionCache, IngestionPipeline  # noqa: E402
-from llama_index.core.node_parser import SentenceSplitter  # noqa: E402
-from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode  # noqa: E402
-from llama_index.core.storage.docstore import SimpleDocumentStore  # noqa: E402
-from llama_index.core.storage.docstore.types import BaseDocumentStore  # noqa: E402
-from llama_index.core.storage.kvstore import SimpleKVStore  # noqa: E402
-from llama_index.core.vector_stores import SimpleVectorStore  # noqa: E402
-from llama_index_rs import RustDocumentStore, RustKVStore  # noqa: E402
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from llama_index.core import Document, MockEmbedding
+from llama_index.core.ingestion import DocstoreStrategy, IngestionCache, IngestionPipeline
+from llama_index.core.node_parser import SentenceSplitter
+from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+from llama_index.core.storage.docstore import SimpleDocumentStore
+from llama_index.core.storage.docstore.types import BaseDocumentStore
+from llama_index.core.storage.kvstore import SimpleKVStore
+from llama_index.core.vector_stores import SimpleVectorStore
+from llama_index_rs import RustDocumentStore, RustKVStore
 
 DATA = pathlib.Path(__file__).resolve().parent.parent / "demo" / "data"
 

@@ -3,31 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 from typing import Dict, List
 
-os.environ.setdefault(
-    "TIKTOKEN_CACHE_DIR",
-    str(
-        pathlib.Path(__import__("llama_index.core").core.__file__).parent
-        / "_static"
-        / "tiktoken_cache"
-    ),
-)
-
-import llama_index_rs  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from llama_index.core import Document, StorageContext, VectorStoreIndex, load_index_from_storage  # noqa: E402
-from llama_index.core.base.embeddings.base import BaseEmbedding  # noqa: E402
-from llama_index.core.ingestion import DocstoreStrategy, IngestionCache, IngestionPipeline  # noqa: E402
-from llama_index.core.node_parser import SentenceSplitter  # noqa: E402
-from llama_index.core.storage.docstore import SimpleDocumentStore  # noqa: E402
-from llama_index.core.storage.index_store import SimpleIndexStore  # noqa: E402
-from llama_index.core.storage.kvstore import SimpleKVStore  # noqa: E402
-from llama_index.core.vector_stores import SimpleVectorStore  # noqa: E402
-from llama_index_rs import RustDocumentStore, RustIndexStore, RustKVStore, RustVectorStore  # noqa: E402
+import llama_index_rs
+import numpy as np
+import pytest
+from llama_index.core import Document, StorageContext, VectorStoreIndex, load_index_from_storage
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.ingestion import DocstoreStrategy, IngestionCache, IngestionPipeline
+from llama_index.core.node_parser import SentenceSplitter
+from llama_index.core.storage.docstore import SimpleDocumentStore
+from llama_index.core.storage.index_store import SimpleIndexStore
+from llama_index.core.storage.kvstore import SimpleKVStore
+from llama_index.core.vector_stores import SimpleVectorStore
+from llama_index_rs import RustDocumentStore, RustIndexStore, RustKVStore, RustVectorStore
 
 DATA = pathlib.Path(__file__).resolve().parent.parent / "demo" / "data"
 
