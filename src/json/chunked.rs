@@ -128,8 +128,10 @@ mod tests {
         }
     }
 
-    fn collect(doc: &[u8]) -> StoreResult<Vec<(String, Vec<f64>)>> {
-        let mut r = ChunkedReader::new(Trickle(doc, 3), "doc").with_block_size(4);
+    /// Walks `{"id": [numbers], ...}` one entry per step, reading `trickle` bytes per read call
+    /// into blocks of `block` bytes.
+    fn collect_in(doc: &[u8], trickle: usize, block: usize) -> StoreResult<Vec<(String, Vec<f64>)>> {
+        let mut r = ChunkedReader::new(Trickle(doc, trickle), "doc").with_block_size(block);
         r.step(|c| c.begin_object())?;
         let mut out = Vec::new();
         while let Some(entry) = r.step(|c| {
@@ -145,6 +147,10 @@ mod tests {
         }
         r.step(|c| c.finish())?;
         Ok(out)
+    }
+
+    fn collect(doc: &[u8]) -> StoreResult<Vec<(String, Vec<f64>)>> {
+        collect_in(doc, 3, 4)
     }
 
     #[test]
@@ -169,24 +175,7 @@ mod tests {
             ("\u{e9}".into(), vec![1.0]),
         ];
         for block in 1..doc.len() + 2 {
-            let mut r = ChunkedReader::new(Trickle(doc, 2), "doc").with_block_size(block);
-            r.step(|c| c.begin_object()).unwrap();
-            let mut got: Vec<(String, Vec<f64>)> = Vec::new();
-            while let Some(e) = r
-                .step(|c| {
-                    let Some(k) = c.next_key()? else { return Ok(None) };
-                    let mut row = Vec::new();
-                    c.begin_array()?;
-                    while c.next_array_item()? {
-                        row.push(c.parse_f64()?);
-                    }
-                    Ok(Some((k.as_str().unwrap_or("").to_owned(), row)))
-                })
-                .unwrap()
-            {
-                got.push(e);
-            }
-            r.step(|c| c.finish()).unwrap();
+            let got = collect_in(doc, 2, block).unwrap();
             assert_eq!(got, want, "block {block}");
         }
     }
