@@ -9,7 +9,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
-use super::convert::{py_to_jstr, py_to_value, value_to_py, Accept};
+use super::convert::{py_to_value, value_to_py, Accept};
 use super::filters::convert_filters;
 use crate::json::{JStr, Value};
 use crate::vectors::binary_format::{self, PersistFormat};
@@ -504,9 +504,4 @@ fn node_record(value: Value, node_type: &str, ref_doc_id: &str) -> Value {
         obj.insert(JStr::new(key), Value::str(ref_doc_id));
     }
     Value::Object(obj)
-}
-
-#[allow(dead_code)]
-fn jstr_key(s: &Bound<'_, PyString>) -> PyResult<JStr> {
-    py_to_jstr(s)
 }
