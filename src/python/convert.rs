@@ -35,110 +35,103 @@ pub fn jstr_to_py<'py>(py: Python<'py>, s: &JStr) -> PyResult<Bound<'py, PyAny>>
     }
 }
 
-/// How strictly Python objects are accepted as JSON values.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Accept {
-    /// What `json.dumps` accepts: any dict/list/tuple/str/int/float/bool/None (subclasses included),
-    /// dict keys converted as json.dumps converts them.
-    JsonCompatible,
-    /// Only exact builtin types with str keys and finite floats: objects that pydantic's
-    /// `model_dump(mode="json")` would return unchanged. Anything else yields `Ok(None)`.
-    PlainOnly,
+/// True when `obj` is made only of exact dict (str keys) / list / str / int / float (finite) / bool /
+/// None: objects that pydantic's `model_dump(mode="json")` returns unchanged. Walks without building
+/// anything (the caller converts afterwards, or takes LlamaIndex's own path when this is false).
+pub fn is_plain(obj: &Bound<'_, PyAny>) -> bool {
+    plain_at(obj, 0)
 }
 
-/// Converts a Python object to a `Value`. With `Accept::PlainOnly`, returns `Ok(None)` when the object
-/// is not plain (the caller then takes LlamaIndex's own, slower path).
-pub fn py_to_value(obj: &Bound<'_, PyAny>, accept: Accept) -> PyResult<Option<Value>> {
-    convert_value(obj, accept, 0)
+fn plain_at(obj: &Bound<'_, PyAny>, depth: usize) -> bool {
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    if obj.is_none()
+        || obj.is_exact_instance_of::<PyString>()
+        || obj.is_exact_instance_of::<PyBool>()
+        || obj.is_exact_instance_of::<PyInt>()
+    {
+        return true;
+    }
+    if obj.is_exact_instance_of::<PyFloat>() {
+        return obj.cast::<PyFloat>().is_ok_and(|f| f.value().is_finite());
+    }
+    if obj.is_exact_instance_of::<PyList>() {
+        return obj
+            .cast::<PyList>()
+            .is_ok_and(|l| l.iter().all(|item| plain_at(&item, depth + 1)));
+    }
+    if obj.is_exact_instance_of::<PyDict>() {
+        return obj.cast::<PyDict>().is_ok_and(|d| {
+            d.iter()
+                .all(|(k, v)| k.is_exact_instance_of::<PyString>() && plain_at(&v, depth + 1))
+        });
+    }
+    false
+}
+
+/// Converts what `json.dumps` accepts (any dict/list/tuple/str/int/float/bool/None, subclasses
+/// included; dict keys converted as json.dumps converts them) to a `Value`.
+pub fn py_to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+    convert_value(obj, 0)
 }
 
 const MAX_DEPTH: usize = 1000;
 
-fn convert_value(obj: &Bound<'_, PyAny>, accept: Accept, depth: usize) -> PyResult<Option<Value>> {
+fn convert_value(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
     if depth > MAX_DEPTH {
         return Err(PyValueError::new_err(
             "metadata is nested too deeply (more than 1000 levels)",
         ));
     }
-    let plain = accept == Accept::PlainOnly;
     if obj.is_none() {
-        return Ok(Some(Value::Null));
+        return Ok(Value::Null);
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        if plain && !obj.is_exact_instance_of::<PyString>() {
-            return Ok(None);
-        }
-        return Ok(Some(Value::Str(py_to_jstr(s)?)));
+        return Ok(Value::Str(py_to_jstr(s)?));
     }
     if let Ok(b) = obj.cast::<PyBool>() {
-        return Ok(Some(Value::Bool(b.is_true())));
+        return Ok(Value::Bool(b.is_true()));
     }
     if obj.is_instance_of::<PyInt>() {
-        if plain && !obj.is_exact_instance_of::<PyInt>() {
-            return Ok(None);
-        }
-        return Ok(Some(match obj.extract::<i64>() {
+        return Ok(match obj.extract::<i64>() {
             Ok(i) => Value::Int(i),
             Err(_) => Value::BigInt(obj.call_method0("__index__")?.str()?.to_str()?.into()),
-        }));
+        });
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
-        let x = f.value();
-        if plain && (!obj.is_exact_instance_of::<PyFloat>() || !x.is_finite()) {
-            return Ok(None);
-        }
-        return Ok(Some(Value::Float(x)));
+        return Ok(Value::Float(f.value()));
     }
     if let Ok(list) = obj.cast::<PyList>() {
-        if plain && !obj.is_exact_instance_of::<PyList>() {
-            return Ok(None);
-        }
-        let mut items = Vec::with_capacity(list.len());
-        for item in list.iter() {
-            match convert_value(&item, accept, depth + 1)? {
-                Some(v) => items.push(v),
-                None => return Ok(None),
-            }
-        }
-        return Ok(Some(Value::Array(items)));
+        let items = list
+            .iter()
+            .map(|item| convert_value(&item, depth + 1))
+            .collect::<PyResult<_>>()?;
+        return Ok(Value::Array(items));
     }
     if let Ok(dict) = obj.cast::<PyDict>() {
-        if plain && !obj.is_exact_instance_of::<PyDict>() {
-            return Ok(None);
-        }
-        return convert_dict(dict, accept, depth).map(|o| o.map(Value::Object));
-    }
-    if !plain {
-        if let Ok(tuple) = obj.cast::<PyTuple>() {
-            let mut items = Vec::with_capacity(tuple.len());
-            for item in tuple.iter() {
-                items.extend(convert_value(&item, accept, depth + 1)?);
-            }
-            return Ok(Some(Value::Array(items)));
-        }
-        return Err(PyTypeError::new_err(format!(
-            "Object of type {} is not JSON serializable",
-            obj.get_type().name()?
-        )));
-    }
-    Ok(None)
-}
-
-fn convert_dict(dict: &Bound<'_, PyDict>, accept: Accept, depth: usize) -> PyResult<Option<Object>> {
-    let mut out = Object::with_capacity(dict.len());
-    for (k, v) in dict.iter() {
-        let key = match k.cast::<PyString>() {
-            Ok(s) if accept == Accept::JsonCompatible || k.is_exact_instance_of::<PyString>() => py_to_jstr(s)?,
-            _ if accept == Accept::PlainOnly => return Ok(None),
-            _ => json_key_of(&k)?,
-        };
-        match convert_value(&v, accept, depth + 1)? {
+        let mut out = Object::with_capacity(dict.len());
+        for (k, v) in dict.iter() {
+            let key = match k.cast::<PyString>() {
+                Ok(s) => py_to_jstr(s)?,
+                Err(_) => json_key_of(&k)?,
+            };
             // Python dict keys are unique and keep their order: no duplicate check needed.
-            Some(value) => out.push_unique(key, value),
-            None => return Ok(None),
+            out.push_unique(key, convert_value(&v, depth + 1)?);
         }
+        return Ok(Value::Object(out));
     }
-    Ok(Some(out))
+    if let Ok(tuple) = obj.cast::<PyTuple>() {
+        let items = tuple
+            .iter()
+            .map(|item| convert_value(&item, depth + 1))
+            .collect::<PyResult<_>>()?;
+        return Ok(Value::Array(items));
+    }
+    Err(PyTypeError::new_err(format!(
+        "Object of type {} is not JSON serializable",
+        obj.get_type().name()?
+    )))
 }
 
 /// `json.dumps` converts non-str keys: True -> "true", None -> "null", numbers by repr.

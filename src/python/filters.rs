@@ -3,8 +3,7 @@
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use super::convert::{py_to_value, Accept};
-use crate::json::Value;
+use super::convert::py_to_value;
 use crate::vectors::{FilterCondition, FilterNode, FilterOperator, Filters, MetadataFilter};
 
 fn enum_value(obj: &Bound<'_, PyAny>) -> PyResult<String> {
@@ -64,7 +63,7 @@ pub fn convert_filters(obj: &Bound<'_, PyAny>) -> PyResult<Filters> {
             continue;
         }
         let key: String = item.getattr("key")?.extract()?;
-        let value = py_to_value(&item.getattr("value")?, Accept::JsonCompatible)?.unwrap_or(Value::Null);
+        let value = py_to_value(&item.getattr("value")?)?;
         let operator = operator_of(&item.getattr("operator")?)?;
         filters.push(FilterNode::Filter(MetadataFilter { key, value, operator }));
     }

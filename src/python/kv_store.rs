@@ -7,7 +7,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use super::convert::{jstr_to_py, normalized_to_py, py_to_jstr, py_to_value, value_to_py, Accept};
+use super::convert::{jstr_to_py, normalized_to_py, py_to_jstr, py_to_value, value_to_py};
 use crate::json::{parse, to_vec, JStr, Value};
 use crate::kv::docstore::{self, DocCollections, NewDoc};
 use crate::kv::{write_collection, KvStore};
@@ -28,7 +28,7 @@ fn key_of(obj: &Bound<'_, PyAny>) -> PyResult<JStr> {
 }
 
 fn json_of(obj: &Bound<'_, PyAny>) -> PyResult<Box<[u8]>> {
-    Ok(to_vec(&py_to_value(obj, Accept::JsonCompatible)?.unwrap_or(Value::Null)).into_boxed_slice())
+    Ok(to_vec(&py_to_value(obj)?).into_boxed_slice())
 }
 
 /// The Python object `json.loads` makes of a stored (always valid, normalized) value.
@@ -153,7 +153,7 @@ impl PyKvStore {
 
     #[staticmethod]
     fn from_dict(data: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let value = py_to_value(data, Accept::JsonCompatible)?.unwrap_or(Value::Null);
+        let value = py_to_value(data)?;
         Ok(Self::wrap(from_value(value, "<dict>")?))
     }
 
@@ -253,9 +253,9 @@ impl PyKvStore {
             new_docs.push(NewDoc {
                 node_id: key_of(&node_id)?,
                 data: if data.is_none() { None } else { Some(json_of(&data)?) },
-                doc_hash: py_to_value(&hash, Accept::JsonCompatible)?.unwrap_or(Value::Null),
+                doc_hash: py_to_value(&hash)?,
                 source_id: if source.is_none() { None } else { Some(key_of(&source)?) },
-                metadata: py_to_value(&metadata, Accept::JsonCompatible)?.unwrap_or(Value::Null),
+                metadata: py_to_value(&metadata)?,
             });
         }
         docstore::add_documents(&mut self.inner.write(), &colls, new_docs, allow_update, store_text)?;

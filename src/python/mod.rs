@@ -12,8 +12,8 @@ use pyo3::prelude::*;
 /// True when `obj` is made only of exact dict (str keys) / list / str / int / float (finite) / bool /
 /// None: then pydantic's `model_dump(mode="json")` returns it unchanged and no dump is needed.
 #[pyfunction]
-fn is_plain_json(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
-    Ok(convert::py_to_value(obj, convert::Accept::PlainOnly)?.is_some())
+fn is_plain_json(obj: &Bound<'_, PyAny>) -> bool {
+    convert::is_plain(obj)
 }
 
 /// The SIMD kernel chosen for this CPU.

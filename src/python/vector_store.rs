@@ -9,7 +9,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
-use super::convert::{py_to_value, value_to_py, Accept};
+use super::convert::{py_to_value, value_to_py};
 use super::filters::convert_filters;
 use crate::json::{JStr, Value};
 use crate::vectors::binary_format::{self, PersistFormat};
@@ -137,7 +137,7 @@ impl PyVectorStore {
             let md = match md {
                 None => None,
                 Some(obj) => {
-                    let value = py_to_value(&obj, Accept::JsonCompatible)?.unwrap_or(Value::Null);
+                    let value = py_to_value(&obj)?;
                     Some(match node_type {
                         Some(t) => node_record(value, &t, ref_doc_id.as_deref().unwrap_or("None")),
                         None => value,
@@ -359,10 +359,7 @@ impl PyVectorStore {
 
     #[pyo3(signature = (id, metadata))]
     fn set_metadata(&self, id: &str, metadata: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let value = metadata
-            .map(|m| py_to_value(m, Accept::JsonCompatible))
-            .transpose()?
-            .flatten();
+        let value = metadata.map(py_to_value).transpose()?;
         self.inner.write().set_metadata(id, value);
         Ok(())
     }
@@ -478,7 +475,7 @@ impl PyVectorStore {
         }
         if let Some(md) = metadata_dict {
             for (k, v) in md.iter() {
-                let value = py_to_value(&v, Accept::JsonCompatible)?.unwrap_or(Value::Null);
+                let value = py_to_value(&v)?;
                 store.set_metadata(k.cast::<PyString>()?.to_str()?, Some(value));
             }
         }
