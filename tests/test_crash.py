@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -15,13 +16,14 @@ import time
 from llama_index_rs import _native
 
 KILLS = 100
+EVENT = re.compile(r"(start|done) (\d+)")  # a line the child wrote whole
 ROWS, DIM = 1500, 48
 
 # The child loads only the compiled module (not LlamaIndex), so 100 restarts stay cheap; it drives the
 # same Rust persist that RustVectorStore.persist calls.
 CHILD = textwrap.dedent(
     f"""
-    import importlib.util, random, sys
+    import importlib.util, os, random, sys
     spec = importlib.util.spec_from_file_location("_native", sys.argv[1])
     native = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(native)
@@ -38,9 +40,11 @@ CHILD = textwrap.dedent(
     path, version = sys.argv[2], int(sys.argv[3])
     while True:
         s = content(version)
-        print("start", version, flush=True)
+        # one write(2) per line: a pipe write under PIPE_BUF is atomic, so a kill never leaves half a
+        # line (under PYTHONUNBUFFERED, print() issues one write per argument)
+        os.write(1, b"start %d\\n" % version)
         s.persist_files(path, "both")
-        print("done", version, flush=True)
+        os.write(1, b"done %d\\n" % version)
         version += 1
     """
 )
@@ -95,8 +99,9 @@ def test_sigkill_during_persist_never_leaves_a_broken_or_mixed_file(tmp_path):
         time.sleep(rng.uniform(0.05, 0.6))
         child.send_signal(signal.SIGKILL)
         out, _ = child.communicate()
-        started = [int(line.split()[1]) for line in out.splitlines() if line.startswith("start")]
-        done = [int(line.split()[1]) for line in out.splitlines() if line.startswith("done")]
+        events = [m.groups() for m in map(EVENT.fullmatch, out.splitlines()) if m]
+        started = [int(v) for kind, v in events if kind == "start"]
+        done = [int(v) for kind, v in events if kind == "done"]
         new = started[-1] if started and (not done or started[-1] != done[-1]) else None
         kills_mid_persist += new is not None
         if started:
