@@ -14,4 +14,7 @@ pub use chunked::ChunkedReader;
 pub(crate) use chunked::BLOCK as CHUNK_BLOCK;
 pub use read::{parse, Cursor, CursorState, MAX_DEPTH};
 pub use value::{push_code_point, CodePoints, JStr, Object, Value};
-pub use write::{to_vec, write_f32_as_python_float, write_f64, write_i64, write_str, write_str_utf8, write_value};
+pub use write::{
+    to_vec, write_f32_as_python_float, write_f32_list_items, write_f64, write_i64, write_str, write_str_utf8,
+    write_value,
+};

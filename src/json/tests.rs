@@ -168,6 +168,18 @@ proptest! {
     }
 
     #[test]
+    fn fast_float_path_matches_the_general_layout(bits in any::<u64>(), small in any::<u32>()) {
+        // the general path (digits + Python's layout rules) is checked against CPython below; the
+        // range-checked fast path must agree with it everywhere, f32-valued embeddings included
+        for x in [f64::from_bits(bits), f64::from(f32::from_bits(small))] {
+            let (mut fast, mut general) = (Vec::new(), Vec::new());
+            write_f64(&mut fast, x);
+            super::write::write_f64_general(&mut general, x);
+            prop_assert_eq!(fast, general);
+        }
+    }
+
+    #[test]
     fn f32_round_trips_through_python_float(bits in any::<u32>()) {
         let x = f32::from_bits(bits);
         let mut out = Vec::new();
@@ -342,7 +354,7 @@ fn parser_matches_cpython() {
 /// meet or part (decimal exponents -4, -3, 16, 17), with CPython's `json.dumps` output.
 #[test]
 fn float_layout_boundaries_match_cpython() {
-    let cases: [(f64, &str); 13] = [
+    let cases: [(f64, &str); 17] = [
         (0.0001, "0.0001"),
         (0.00012345, "0.00012345"),
         (9.999e-05, "9.999e-05"),
@@ -356,6 +368,10 @@ fn float_layout_boundaries_match_cpython() {
         (2.5, "2.5"),
         (-0.00005, "-5e-05"),
         (1.5e-4, "0.00015"),
+        (f64::from_bits(0.0001f64.to_bits() - 1), "9.999999999999999e-05"),
+        (f64::from_bits(0.0001f64.to_bits() + 1), "0.00010000000000000002"),
+        (f64::from_bits(1e15f64.to_bits() - 1), "999999999999999.9"),
+        (f64::from_bits(1e16f64.to_bits() - 1), "9999999999999998.0"),
     ];
     for (x, want) in cases {
         let mut out = Vec::new();

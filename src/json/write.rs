@@ -221,9 +221,40 @@ pub fn write_f32_as_python_float(out: &mut Vec<u8>, x: f32) {
     write_f64(out, f64::from(x));
 }
 
+/// The longest `repr` of a float: `-1.2345678901234567e-308`.
+const MAX_FLOAT_LEN: usize = 24;
+
+/// Appends the f32 `values` as Python writes a list of `float(value)` between its brackets:
+/// `write_f32_as_python_float` of each, separated by `", "`. One capacity reservation for the row.
+pub fn write_f32_list_items(out: &mut Vec<u8>, values: &[f32]) {
+    out.reserve(values.len() * (MAX_FLOAT_LEN + 2));
+    for (j, &x) in values.iter().enumerate() {
+        if j > 0 {
+            out.extend_from_slice(b", ");
+        }
+        write_f32_as_python_float(out, x);
+    }
+}
+
 /// Appends Python's `repr(x)` (as `json.dumps` writes floats): shortest round-trip digits, scientific
 /// notation iff the decimal exponent is < -4 or >= 16, `NaN`, `Infinity`, `-Infinity`.
+#[inline]
 pub fn write_f64(out: &mut Vec<u8>, x: f64) {
+    // Fast path (almost every embedding value): for 1e-4 <= |x| < 1e15 both Python and zmij write
+    // plain decimal notation, identically (sign included). Python switches to scientific notation
+    // exactly at the doubles 1e-4 and 1e16: a double below 1e-4 cannot have "0.0001" as its
+    // shortest repr, since that string parses to the double 1e-4. A range check instead of
+    // scanning zmij's output for an `e` halves the cost per value.
+    if (1e-4..1e15).contains(&x.abs()) {
+        out.extend_from_slice(zmij::Buffer::new().format_finite(x).as_bytes());
+        return;
+    }
+    write_f64_general(out, x);
+}
+
+/// `write_f64` outside the fast path's range: zero, non-finite, tiny and huge values.
+#[cold]
+pub(super) fn write_f64_general(out: &mut Vec<u8>, x: f64) {
     if !x.is_finite() {
         out.extend_from_slice(if x.is_nan() {
             b"NaN"
@@ -240,8 +271,7 @@ pub fn write_f64(out: &mut Vec<u8>, x: f64) {
     }
     let mut digits_buf = zmij::Buffer::new();
     let formatted = digits_buf.format_finite(x.abs()).as_bytes();
-    // Fast path (almost every embedding value): zmij's decimal layout is Python's for decimal
-    // exponents -3..=16. It differs only in scientific notation (`1.5e+16` with the mantissa's
+    // zmij's decimal layout is Python's for decimal exponents -3..=16. It differs only in scientific notation (`1.5e+16` with the mantissa's
     // trailing `.0` rules of its own) and at exponent -4, where it writes `0.0000123` and Python
     // `1.23e-05`.
     if !formatted.contains(&b'e') && !formatted.starts_with(b"0.0000") {

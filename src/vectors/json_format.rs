@@ -86,12 +86,7 @@ fn format_rows(rows: &[RowRef<'_>], first_group: bool, dim: usize) -> Vec<Vec<u8
                 }
                 json::write_str_utf8(&mut out, row.id);
                 out.extend_from_slice(b": [");
-                for (j, &x) in row.embedding.iter().enumerate() {
-                    if j > 0 {
-                        out.extend_from_slice(b", ");
-                    }
-                    json::write_f32_as_python_float(&mut out, x);
-                }
+                json::write_f32_list_items(&mut out, row.embedding);
                 out.push(b']');
             }
             out
