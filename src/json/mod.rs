@@ -3,6 +3,8 @@
 //! exactly what Python's `json` module accepts.
 
 mod chunked;
+mod number;
+mod pow5_table;
 mod read;
 mod value;
 mod write;

@@ -28,6 +28,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 
+use super::number;
 use super::value::{push_code_point, JStr, Object, Value};
 use crate::error::{StoreError, StoreResult};
 
@@ -349,6 +350,35 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// In an array opened by `begin_array`: parses the remaining items as `parse_f64` does, passing
+    /// each to `push`, and consumes the closing `]`. Same results and errors as looping over
+    /// `next_array_item` and `parse_f64`; the usual `, number` sequence takes a tight loop.
+    ///
+    /// # Errors
+    /// `StoreError::Json` with the byte offset and Python's message if the input does not match.
+    pub fn parse_f64_items(&mut self, mut push: impl FnMut(f64)) -> StoreResult<()> {
+        while self.next_array_item()? {
+            push(self.parse_f64()?);
+            let bytes = self.bytes;
+            loop {
+                let mut i = self.pos;
+                if bytes.get(i) != Some(&b',') {
+                    break;
+                }
+                i += 1;
+                while bytes.get(i) == Some(&b' ') {
+                    i += 1;
+                }
+                let Some((end, x)) = number::fast_f64(bytes, i) else {
+                    break;
+                };
+                push(x);
+                self.pos = end;
+            }
+        }
+        Ok(())
+    }
+
     /// Shared step of `next_key` / `next_array_item`: consumes the closing byte (returning false) or,
     /// unless this is the first member, the `,` delimiter.
     fn advance_in_container(&mut self, first: bool, close: u8) -> StoreResult<bool> {
@@ -441,6 +471,10 @@ impl<'a> Cursor<'a> {
         let start = self.pos;
         let bytes = self.bytes;
         let rest = &bytes[start..];
+        if let Some((end, x)) = number::fast_f64(bytes, start) {
+            self.pos = end;
+            return Ok(x);
+        }
         if let Some((end, is_float)) = scan_number(self.bytes, start) {
             if !is_float {
                 self.check_int_digits(start, end)?;
@@ -462,6 +496,10 @@ impl<'a> Cursor<'a> {
     }
 
     fn float_from_span(&self, start: usize, end: usize) -> StoreResult<f64> {
+        if let Some((fast_end, x)) = number::fast_f64(self.bytes, start) {
+            debug_assert_eq!(fast_end, end);
+            return Ok(x);
+        }
         // `scan_number` accepted exactly the JSON number grammar: the span is ASCII, so the UTF-8
         // check `str::from_utf8` would repeat is skipped (this runs once per embedding value).
         let span = &self.bytes[start..end];
@@ -738,7 +776,7 @@ impl<'a> Cursor<'a> {
 
 /// Matches the JSON number grammar at `start`: the end of the match and whether it is a float
 /// (has a fraction or exponent). `None` if no number starts there.
-fn scan_number(b: &[u8], start: usize) -> Option<(usize, bool)> {
+pub(super) fn scan_number(b: &[u8], start: usize) -> Option<(usize, bool)> {
     let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
     let mut i = start;
     if b.get(i) == Some(&b'-') {

@@ -180,6 +180,41 @@ proptest! {
     }
 
     #[test]
+    fn parse_f64_items_matches_the_item_by_item_loop(
+        items in proptest::collection::vec(
+            ("(-?(0|[1-9][0-9]{0,22})(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?|NaN|-Infinity|1\\.|01|x|\"a\")",
+             "(, |,|,\n | ,  | )"),
+            0..12,
+        ),
+        close in "(\\]|\\] |\\}|)",
+    ) {
+        let mut text = String::from("[");
+        for (item, sep) in &items {
+            text.push_str(item);
+            text.push_str(sep);
+        }
+        text.push_str(&close);
+        let tight = {
+            let mut c = Cursor::new(text.as_bytes(), "t");
+            let mut got = Vec::new();
+            c.begin_array().and_then(|()| c.parse_f64_items(|x| got.push(x.to_bits()))).map(|()| (got, c.offset()))
+        };
+        let loose = {
+            let mut c = Cursor::new(text.as_bytes(), "t");
+            let mut got = Vec::new();
+            let mut run = || -> crate::StoreResult<()> {
+                c.begin_array()?;
+                while c.next_array_item()? {
+                    got.push(c.parse_f64()?.to_bits());
+                }
+                Ok(())
+            };
+            run().map(|()| (got, c.offset()))
+        };
+        prop_assert_eq!(format!("{tight:?}"), format!("{loose:?}"), "{}", text);
+    }
+
+    #[test]
     fn f32_round_trips_through_python_float(bits in any::<u32>()) {
         let x = f32::from_bits(bits);
         let mut out = Vec::new();

@@ -188,9 +188,7 @@ fn load<R: Read>(mut r: ChunkedReader<R>, source_name: &str) -> StoreResult<Vect
                     }
                     row.clear();
                     c.begin_array()?;
-                    while c.next_array_item()? {
-                        row.push(c.parse_f64()? as f32);
-                    }
+                    c.parse_f64_items(|x| row.push(x as f32))?;
                     match dim {
                         _ if row.is_empty() => Err(shape(offset, format!("the embedding of {id:?} is empty"))),
                         Some(d) if d != row.len() => Err(shape(
