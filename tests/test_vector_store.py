@@ -163,6 +163,37 @@ def test_add_returns_ids_and_get(pair):
     pair.check_state()
 
 
+class _Float(float):
+    pass
+
+
+@pytest.mark.parametrize(
+    "as_embedding",
+    [
+        pytest.param(lambda row: row, id="list-of-float"),
+        pytest.param(lambda row: tuple(row), id="tuple"),
+        pytest.param(lambda row: [np.float64(x) for x in row], id="numpy-float64"),
+        pytest.param(lambda row: [_Float(x) for x in row], id="float-subclass"),
+        pytest.param(lambda row: row[:-1] + [int(row[-1] * 8)], id="int-at-the-end"),
+        pytest.param(lambda row: [True] + row[1:], id="bool-first"),
+        pytest.param(lambda row: np.asarray(row), id="numpy-row"),
+    ],
+)
+def test_embedding_element_types(pair, as_embedding):
+    # lists of exact floats take a direct path; every other form the general one: same vectors
+    rng = np.random.default_rng(3)
+    mat = rand_matrix(rng, 6, 9)
+    nodes = nodes_from_matrix(mat)
+    for n in nodes:
+        n.embedding = as_embedding(list(n.embedding))
+    pair.add(nodes)
+    for i in range(6):
+        got_t, got_o = pair.both("get", f"n{i}")
+        assert got_o == [float(np.float32(x)) for x in got_t]
+    assert_same_result(*pair.both("query", q(as_embedding(mat[0].tolist()), k=6)))
+    pair.check_state()
+
+
 def test_get_missing_raises_keyerror(pair):
     pair.add([node("a", [1.0])])
     for key in ["missing", "", "A"]:

@@ -3,6 +3,7 @@
 mod convert;
 mod errors;
 mod filters;
+mod floats;
 mod kv_store;
 mod persist;
 mod vector_store;

@@ -11,6 +11,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use super::convert::{py_to_value, value_to_py};
 use super::filters::convert_filters;
+use super::floats::extend_from_float_list;
 use crate::json::{JStr, Value};
 use crate::vectors::binary_format::{self, PersistFormat};
 use crate::vectors::{json_format, Filters, Hit, NewRow, Query, QueryMode, VectorStore};
@@ -52,25 +53,33 @@ fn extract_embeddings(py: Python<'_>, obj: &Bound<'_, PyAny>, ids: &[String]) ->
     for (i, row) in obj.try_iter()?.enumerate() {
         let row = row?;
         let id = ids.get(i).map_or("?", String::as_str);
-        let values: Vec<f64> = row
-            .extract()
-            .map_err(|_| PyValueError::new_err(format!("embedding of node {id:?} is not a sequence of numbers")))?;
+        let start = data.len();
+        if !extend_from_float_list(&mut data, &row, |x| x as f32) {
+            data.truncate(start);
+            let values: Vec<f64> = row
+                .extract()
+                .map_err(|_| PyValueError::new_err(format!("embedding of node {id:?} is not a sequence of numbers")))?;
+            data.extend(values.iter().map(|&x| x as f32));
+        }
+        let len = data.len() - start;
         match dim {
-            None => dim = Some(values.len()),
-            Some(d) if d != values.len() => {
+            None => dim = Some(len),
+            Some(d) if d != len => {
                 return Err(PyValueError::new_err(format!(
-                    "embedding of node {id:?} has dimension {}, but the other embeddings have dimension {d}",
-                    values.len()
+                    "embedding of node {id:?} has dimension {len}, but the other embeddings have dimension {d}"
                 )))
             }
             Some(_) => {}
         }
-        data.extend(values.iter().map(|&x| x as f32));
     }
     Ok((data, dim.unwrap_or(0)))
 }
 
 fn extract_query_embedding(obj: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
+    let mut values = Vec::new();
+    if extend_from_float_list(&mut values, obj, |x| x) {
+        return Ok(values);
+    }
     obj.extract::<Vec<f64>>()
         .map_err(|_| PyValueError::new_err("query_embedding must be a sequence of numbers"))
 }

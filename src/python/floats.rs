@@ -1,0 +1,98 @@
+//! Reading a Python `list` of `float`s (what LlamaIndex hands over as a node's embedding) into f32.
+//!
+//! Through the stable ABI each value costs two calls (`PyList_GetItem`, `PyFloat_AsDouble`) plus a
+//! reference count round trip: `add` of 10k x 768 spent 80% of its time there. The list and float
+//! object layouts (`ob_item`, `ob_fval`) have not changed since CPython 3.0 in the builds that can
+//! load an abi3 module (not free-threaded, not trace-refs), but the limited API does not promise
+//! them, so they are used only after a self-check against the API functions on live objects; if the
+//! check fails the API path runs. Either way no Python code runs while a list is read (only exact
+//! `float` items are accepted), so it cannot change under the loop.
+
+use std::sync::OnceLock;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyFloat, PyList};
+
+/// `PyListObject`'s layout: `PyObject_VAR_HEAD`, then the item array.
+#[repr(C)]
+struct ListLayout {
+    ob_refcnt: ffi::Py_ssize_t,
+    ob_type: *mut ffi::PyTypeObject,
+    ob_size: ffi::Py_ssize_t,
+    ob_item: *mut *mut ffi::PyObject,
+}
+
+/// `PyFloatObject`'s layout: `PyObject_HEAD`, then the value.
+#[repr(C)]
+struct FloatLayout {
+    ob_refcnt: ffi::Py_ssize_t,
+    ob_type: *mut ffi::PyTypeObject,
+    ob_fval: f64,
+}
+
+/// Whether `ListLayout` and `FloatLayout` describe this interpreter's objects, checked once on live
+/// objects against what the API functions return.
+fn layouts_verified(py: Python<'_>) -> bool {
+    static VERIFIED: OnceLock<bool> = OnceLock::new();
+    *VERIFIED.get_or_init(|| {
+        let probe = [1.5, -2.25, 1e300, f64::from_bits(0x0123_4567_89ab_cdef)];
+        let Ok(list) = PyList::new(py, probe) else { return false };
+        // SAFETY: `list` is a live list of live floats and the GIL is held; the reads stay inside the
+        // objects as long as the layouts are at least as large as declared, which holds for every
+        // CPython `list` (5 words) and `float` (3 words) object.
+        unsafe {
+            let raw = list.as_ptr().cast::<ListLayout>();
+            if ffi::PyList_Size(list.as_ptr()) != (*raw).ob_size || (*raw).ob_size != probe.len() as ffi::Py_ssize_t {
+                return false;
+            }
+            probe.iter().enumerate().all(|(i, &want)| {
+                let item = ffi::PyList_GetItem(list.as_ptr(), i as ffi::Py_ssize_t);
+                !item.is_null()
+                    && *(*raw).ob_item.add(i) == item
+                    && ffi::Py_TYPE(item) == std::ptr::addr_of_mut!(ffi::PyFloat_Type)
+                    && (*item.cast::<FloatLayout>()).ob_fval.to_bits() == want.to_bits()
+                    && ffi::PyFloat_AsDouble(item).to_bits() == want.to_bits()
+            })
+        }
+    })
+}
+
+/// Appends `row`'s values (converted by `from_f64`) if it is an exact `list` of exact `float`s, else
+/// returns false (with some values possibly appended: the caller truncates and takes the general
+/// path).
+#[inline]
+pub(crate) fn extend_from_float_list<T>(
+    data: &mut Vec<T>,
+    row: &Bound<'_, PyAny>,
+    from_f64: impl Fn(f64) -> T,
+) -> bool {
+    let Ok(list) = row.cast_exact::<PyList>() else {
+        return false;
+    };
+    let n = list.len();
+    data.reserve(n);
+    if !layouts_verified(row.py()) {
+        for item in list.iter() {
+            match item.cast_exact::<PyFloat>() {
+                Ok(x) => data.push(from_f64(x.value())),
+                Err(_) => return false,
+            }
+        }
+        return true;
+    }
+    // SAFETY: the layouts were verified on this interpreter; the GIL is held and no Python code runs
+    // in the loop, so the list keeps its `n` items and each item stays alive while it is read.
+    unsafe {
+        let items = (*list.as_ptr().cast::<ListLayout>()).ob_item;
+        let float_type = std::ptr::addr_of_mut!(ffi::PyFloat_Type);
+        for i in 0..n {
+            let item = *items.add(i);
+            if ffi::Py_TYPE(item) != float_type {
+                return false;
+            }
+            data.push(from_f64((*item.cast::<FloatLayout>()).ob_fval));
+        }
+    }
+    true
+}
