@@ -974,7 +974,7 @@ mod tests {
 
     fn nested(depth: usize) -> Vec<u8> {
         let mut doc = vec![b'['; depth];
-        doc.extend(std::iter::repeat(b']').take(depth));
+        doc.extend(std::iter::repeat_n(b']', depth));
         doc
     }
 
@@ -992,7 +992,7 @@ mod tests {
                     c.finish().unwrap();
                     let mut obj = b"{\"a\":".repeat(depth);
                     obj.push(b'1');
-                    obj.extend(std::iter::repeat(b'}').take(depth));
+                    obj.extend(std::iter::repeat_n(b'}', depth));
                     drop(parse(&obj, "t").unwrap());
                 }
                 let (offset, message) = err(&nested(MAX_DEPTH + 1));

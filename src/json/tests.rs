@@ -265,7 +265,7 @@ fn floats_match_cpython() {
             1 => f64::from(f32::from_bits(rng.next() as u32)),
             2 => f64::from((rng.next() as f32 / u32::MAX as f32 - 0.5) * 0.2), // embedding-like
             3 => (rng.next() % 1_000_000) as f64 * 10f64.powi((rng.next() % 50) as i32 - 25),
-            _ => 10f64.powi((rng.next() % 40) as i32 - 20) * if rng.next() % 2 == 0 { 1.0 } else { -1.0 },
+            _ => 10f64.powi((rng.next() % 40) as i32 - 20) * if rng.next().is_multiple_of(2) { 1.0 } else { -1.0 },
         });
     }
     xs.extend([
@@ -341,7 +341,7 @@ fn parser_matches_cpython() {
             for _ in 0..rng.next() % 3 {
                 let at = (rng.next() as usize) % (valid.len() + 1);
                 let mut mutated = valid.clone();
-                if rng.next() % 2 == 0 {
+                if rng.next().is_multiple_of(2) {
                     mutated.splice(at..at, doc.iter().copied().take(3));
                 } else if at < mutated.len() {
                     mutated.remove(at);
