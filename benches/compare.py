@@ -171,6 +171,29 @@ def bench_query(n: int, d: int, simple_n: int) -> None:
     bench_batch(n, d, x=x, store=store)
 
 
+def bench_query_large(n: int, d: int) -> None:
+    """One query at a size no Simple* store reaches: ours vs numpy only (the memory-bandwidth floor)."""
+    print(f"\n== one top-10 query, {n:,} x {d} (ours and numpy only) ==")
+    x = make_data(n, d)
+    q = make_data(1, d, seed=1)[0]
+    k = 10
+    want = numpy_topk(x, q, k)
+    t_np, _ = best_of(lambda: numpy_topk(x, q, k), 5)
+    row("query", f"numpy x @ q + argpartition ({n:,}x{d})", t_np, t_np, True)
+    store = rust_store(x)
+    vq = VectorStoreQuery(query_embedding=q.astype(np.float64).tolist(), similarity_top_k=k)
+    t_rs, res = best_of(lambda: store.query(vq), 5)
+    row(
+        "query",
+        f"RustVectorStore.query ({n:,}x{d})",
+        t_rs,
+        t_np,
+        ids_match(res.ids, want),
+        "ratio = numpy time / ours",
+    )
+    print(f"  -> ours vs numpy: {t_rs / t_np:.2f}x numpy's time")
+
+
 def bench_batch(
     n: int, d: int, x: Optional[np.ndarray] = None, store: Any = None, label: str = ""
 ) -> None:
@@ -410,6 +433,7 @@ def main() -> None:
     else:
         bench_query(10_000, 768, 10_000)
         bench_query(100_000, 1536, 10_000)
+        bench_query_large(1_000_000, 768)
         bench_add(10_000, 768, 10_000)
         bench_persist(10_000, 768, 2_000)
         bench_memory(20_000, 768)
