@@ -107,32 +107,7 @@ pub struct AtomicFile<'a> {
     file: Option<File>,
     temp: PathBuf,
     target: PathBuf,
-    /// Bytes appended by `write` so far, and how many of them have been handed to writeback.
-    written: u64,
-    writeback_started: u64,
 }
-
-/// `write` starts the disk writeback of every this many bytes right away, so a large persist
-/// overlaps producing bytes with the disk writing them and the final fsync waits only for the tail.
-const WRITEBACK_STEP: u64 = 8 << 20;
-
-/// Asks the kernel to start writing `len` bytes at `offset` of `file` to disk without waiting for it
-/// (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`). Advisory: durability still comes from the fsync
-/// in `commit`, so a failure is ignored.
-#[cfg(target_os = "linux")]
-fn start_writeback(file: &File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    let (Ok(offset), Ok(len)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len)) else {
-        return;
-    };
-    // SAFETY: a plain system call on an open descriptor; it reads no memory of ours.
-    unsafe {
-        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
 impl<'a> AtomicFile<'a> {
     /// Starts replacing `target`. The caller holds the directory's `DirLock` (the borrow proves it).
@@ -144,8 +119,6 @@ impl<'a> AtomicFile<'a> {
             file: Some(file),
             temp,
             target: target.to_owned(),
-            written: 0,
-            writeback_started: 0,
         })
     }
 
@@ -156,15 +129,7 @@ impl<'a> AtomicFile<'a> {
     pub fn write(&mut self, buf: &[u8]) -> StoreResult<()> {
         let ops = self.ops;
         let res = ops.write_all(self.file(), buf);
-        res.map_err(|e| StoreError::io(&self.target, e))?;
-        self.written += buf.len() as u64;
-        let pending = self.written - self.writeback_started;
-        if pending >= WRITEBACK_STEP {
-            let from = self.writeback_started;
-            start_writeback(self.file(), from, pending);
-            self.writeback_started = self.written;
-        }
-        Ok(())
+        res.map_err(|e| StoreError::io(&self.target, e))
     }
 
     pub fn write_at(&mut self, buf: &[u8], offset: u64) -> StoreResult<()> {
