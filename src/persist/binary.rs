@@ -457,6 +457,24 @@ impl<'a> SectionReader<'a> {
         Ok(b)
     }
 
+    /// Like `str`, with the string's offset in the section.
+    pub fn str_at(&mut self) -> StoreResult<(usize, &'a str)> {
+        let (at, b) = self.bytes_at()?;
+        let s = std::str::from_utf8(b).map_err(|_| self.corrupt("a string is not valid UTF-8"))?;
+        Ok((at, s))
+    }
+
+    /// Like `bytes`, with the bytes' offset in the section.
+    pub fn bytes_at(&mut self) -> StoreResult<(usize, &'a [u8])> {
+        let b = self.bytes()?;
+        Ok((self.pos - b.len(), b))
+    }
+
+    /// The read position in the section.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
     pub fn str(&mut self) -> StoreResult<&'a str> {
         let b = self.bytes()?;
         std::str::from_utf8(b).map_err(|_| self.corrupt("a string is not valid UTF-8"))

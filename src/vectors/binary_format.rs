@@ -16,13 +16,13 @@
 //! (size equal, and mtime plus ctime, or CRC equal); a JSON file rewritten by another tool is therefore never
 //! shadowed. If there is no JSON file, the binary file is used alone.
 
-use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use super::rows::{MappedRows, RowStorage};
-use super::table::RowMeta;
+use super::table::{LoadedFile, Meta, RowMeta, Text};
 use super::{json_format, VectorStore};
 use crate::error::{StoreError, StoreResult};
 use crate::json;
@@ -124,8 +124,8 @@ pub fn write_binary(
     w.end(rows as u64);
 
     w.begin(SectionId::Ids, 8)?;
-    for m in store.rows.iter().filter(|m| m.alive) {
-        w.write_bytes(m.id.as_bytes())?;
+    for (r, _) in store.rows.iter().enumerate().filter(|(_, m)| m.alive) {
+        w.write_bytes(store.row_id(r as u32).as_bytes())?;
     }
     w.end(rows as u64);
 
@@ -143,7 +143,7 @@ pub fn write_binary(
             .collect()
     });
     let key = |id: &str| -> Option<u32> {
-        let phys = *store.index.get(id)?;
+        let phys = store.row_of(id)?;
         Some(positions.as_ref().map_or(phys, |p| p[phys as usize]))
     };
 
@@ -159,7 +159,7 @@ pub fn write_binary(
     w.begin(SectionId::Metadata, 8)?;
     let mut n = 0u64;
     let mut text = Vec::new();
-    for (id, value) in store.metadata_entries() {
+    for (id, value) in store.metadata_entries()? {
         write_key(&mut w, key(id), id)?;
         text.clear();
         json::write_value(&mut text, value);
@@ -198,60 +198,112 @@ fn load_binary_file(file: &BinaryFile) -> StoreResult<VectorStore> {
     let h = &file.header;
     let rows = h.rows as usize;
     let dim = h.dim as usize;
+    let section_at = |id: SectionId| h.section(id).offset;
+    let text = |section: SectionId, at: usize, len: usize| Text::Mapped {
+        at: section_at(section) + at as u64,
+        // Entries are at most u32::MAX bytes long (their length field is a u32).
+        len: len as u32,
+    };
 
-    let mut norms = file.reader(SectionId::Norms);
+    // One sequential pass over ids and norms: the ids stay in the file (bounds and UTF-8 checked).
     let mut ids = file.reader(SectionId::Ids);
     let mut metas = Vec::with_capacity(rows);
-    let mut index = HashMap::with_capacity(rows);
-    for r in 0..rows {
-        let id = ids.str()?;
-        let norm = norms.f64()?;
-        if index.insert(id.to_owned(), r as u32).is_some() {
-            return Err(ids.error(&format!("node id {id:?} appears twice")));
-        }
+    for norm in file.section_bytes(SectionId::Norms).chunks_exact(8) {
+        let (at, id) = ids.str_at()?;
         metas.push(RowMeta {
-            id: id.to_owned(),
+            id: text(SectionId::Ids, at, id.len()),
             ref_doc: None,
             metadata: None,
-            norm,
+            norm: f64::from_le_bytes(norm.try_into().expect("8 bytes")),
             alive: true,
         });
     }
     ids.finish()?;
-    norms.finish()?;
 
     let storage = if rows == 0 {
         None
     } else {
-        let offset = h.section(SectionId::Vectors).offset as usize;
+        let offset = section_at(SectionId::Vectors) as usize;
         let mapped = MappedRows::new(file.map.clone(), offset, rows, dim)
             .ok_or_else(|| file.corrupt("the vectors section cannot be mapped in place".into()))?;
         Some(RowStorage::Mapped(mapped))
     };
-    let mut store = VectorStore::from_loaded_rows((rows > 0).then_some(dim), storage, metas, index);
-
-    let entry_id = |r: &mut binary::SectionReader<'_>, store: &VectorStore| -> StoreResult<String> {
-        match r.u32()? {
-            u32::MAX => Ok(r.str()?.to_owned()),
-            k if (k as usize) < rows => Ok(store.rows[k as usize].id.clone()),
-            k => Err(r.error(&format!("entry refers to row {k}, the file has {rows} rows"))),
-        }
+    let loaded = LoadedFile {
+        map: file.map.clone(),
+        path: file.path.clone(),
     };
+    let mut store = VectorStore::from_loaded_rows((rows > 0).then_some(dim), storage, metas, Some(Arc::new(loaded)));
+    if let Err(r) = store.build_index() {
+        let Text::Mapped { at, len } = store.rows[r as usize].id else {
+            unreachable!("loaded ids are mapped")
+        };
+        let end = at - section_at(SectionId::Ids) + u64::from(len);
+        return Err(file.corrupt(format!(
+            "section ids at byte {end} of {}: node id {:?} appears twice",
+            h.section(SectionId::Ids).len,
+            store.row_id(r)
+        )));
+    }
+
+    // Entries keep their file order as their dict order: entry i gets sequence number i + 1 (entries
+    // without an embedding go through the setters, which number them the same way).
+    let mut seq = 0u64;
     let mut refs = file.reader(SectionId::RefDocs);
     for _ in 0..h.section(SectionId::RefDocs).count {
-        let id = entry_id(&mut refs, &store)?;
-        let ref_doc_id = refs.str()?.to_owned();
-        store.set_ref_doc_id(&id, Some(ref_doc_id));
+        seq += 1;
+        match refs.u32()? {
+            u32::MAX => {
+                let id = refs.str()?.to_owned();
+                let ref_doc_id = refs.str()?.to_owned();
+                store.next_seq = seq - 1;
+                store.set_ref_doc_id(&id, Some(ref_doc_id));
+            }
+            k if (k as usize) < rows => {
+                let (at, s) = refs.str_at()?;
+                let t = text(SectionId::RefDocs, at, s.len());
+                match &mut store.rows[k as usize].ref_doc {
+                    Some(e) => e.1 = t, // a repeated key replaces the value, keeps the position
+                    e @ None => {
+                        *e = Some((seq, t));
+                        store.ref_rows += 1;
+                    }
+                }
+            }
+            k => return Err(refs.error(&format!("entry refers to row {k}, the file has {rows} rows"))),
+        }
     }
     refs.finish()?;
     let mut meta = file.reader(SectionId::Metadata);
     for _ in 0..h.section(SectionId::Metadata).count {
-        let id = entry_id(&mut meta, &store)?;
-        let text = meta.bytes()?;
-        let value = json::parse(text, &format!("{} (metadata of {id:?})", file.path))?;
-        store.set_metadata(&id, Some(value));
+        seq += 1;
+        match meta.u32()? {
+            u32::MAX => {
+                let id = meta.str()?.to_owned();
+                let value = json::parse(meta.bytes()?, &format!("{} (metadata of {id:?})", file.path))?;
+                store.next_seq = seq - 1;
+                store.set_metadata(&id, Some(value));
+            }
+            // The value stays JSON text in the file until something needs it (its CRC is checked).
+            k if (k as usize) < rows => {
+                let (at, b) = meta.bytes_at()?;
+                let m = Meta::Mapped {
+                    at: section_at(SectionId::Metadata) + at as u64,
+                    len: b.len() as u32,
+                    parsed: OnceLock::new(),
+                };
+                match &mut store.rows[k as usize].metadata {
+                    Some(e) => e.1 = m,
+                    e @ None => {
+                        *e = Some((seq, m));
+                        store.meta_rows += 1;
+                    }
+                }
+            }
+            k => return Err(meta.error(&format!("entry refers to row {k}, the file has {rows} rows"))),
+        }
     }
     meta.finish()?;
+    store.next_seq = store.next_seq.max(seq);
     Ok(store)
 }
 
@@ -405,7 +457,7 @@ pub fn verify_binary(path: &Path, json_path: Option<&Path>) -> (Vec<String>, Vec
     if let Err(e) = file.check_crc(SectionId::Vectors) {
         problems.push(e.to_string());
     }
-    match load_binary_file(&file) {
+    match load_binary_file(&file).and_then(|store| store.parse_all_metadata().map(|()| store)) {
         Ok(store) => notes.push(format!(
             "{} rows of dimension {}",
             store.len(),
@@ -464,7 +516,7 @@ mod tests {
 
     /// Everything observable: rows with vectors, both dicts in order.
     fn snapshot(s: &VectorStore) -> String {
-        String::from_utf8(json_format::to_json(s)).unwrap()
+        String::from_utf8(json_format::to_json(s).unwrap()).unwrap()
     }
 
     fn round_trip(s: &VectorStore, tag: &str) -> VectorStore {
@@ -516,7 +568,7 @@ mod tests {
         let dim = 33;
         let s = sample(50, dim);
         let mut mapped = round_trip(&s, "mutable");
-        let mut owned = json_format::from_json(json_format::to_json(&s).as_slice(), "x").unwrap();
+        let mut owned = json_format::from_json(json_format::to_json(&s).unwrap().as_slice(), "x").unwrap();
         let v: Vec<f32> = (0..dim).map(|i| i as f32).collect();
         for store in [&mut mapped, &mut owned] {
             // replace a mapped row, add tail rows, delete some
@@ -574,7 +626,7 @@ mod tests {
         let s = sample(5, 4);
         persist_files(&s, &json_path, PersistFormat::Both).unwrap();
         let other = sample(3, 4);
-        fs::write(&json_path, json_format::to_json(&other)).unwrap(); // another tool rewrites it
+        fs::write(&json_path, json_format::to_json(&other).unwrap()).unwrap(); // another tool rewrites it
         let loaded = load_files(&json_path).unwrap();
         assert_eq!(loaded.source, json_path);
         assert!(loaded.binary_skipped.unwrap().contains("rewritten"));
