@@ -187,14 +187,27 @@ pub fn load_binary(path: &Path) -> StoreResult<VectorStore> {
 }
 
 fn load_binary_file(file: &BinaryFile) -> StoreResult<VectorStore> {
-    for id in [
-        SectionId::Norms,
-        SectionId::Ids,
-        SectionId::RefDocs,
-        SectionId::Metadata,
-    ] {
-        file.check_crc(id)?;
-    }
+    // The checksums of the non-vector sections (a sequential read of those sections) run beside the
+    // pass over ids; a mismatch is reported in preference to whatever that pass found.
+    let (crcs, store) = rayon::join(
+        || {
+            [
+                SectionId::Norms,
+                SectionId::Ids,
+                SectionId::RefDocs,
+                SectionId::Metadata,
+            ]
+            .into_iter()
+            .try_for_each(|id| file.check_crc(id))
+        },
+        || read_sections(file),
+    );
+    crcs?;
+    store
+}
+
+/// The store of a binary file whose header is valid (section checksums are the caller's business).
+fn read_sections(file: &BinaryFile) -> StoreResult<VectorStore> {
     let h = &file.header;
     let rows = h.rows as usize;
     let dim = h.dim as usize;
@@ -207,7 +220,7 @@ fn load_binary_file(file: &BinaryFile) -> StoreResult<VectorStore> {
 
     // One sequential pass over ids and norms: the ids stay in the file (bounds and UTF-8 checked).
     let mut ids = file.reader(SectionId::Ids);
-    let mut metas = Vec::with_capacity(rows);
+    let mut metas = RowMeta::vec_with_capacity(rows);
     for norm in file.section_bytes(SectionId::Norms).chunks_exact(8) {
         let (at, id) = ids.str_at()?;
         metas.push(RowMeta {
@@ -233,17 +246,8 @@ fn load_binary_file(file: &BinaryFile) -> StoreResult<VectorStore> {
         path: file.path.clone(),
     };
     let mut store = VectorStore::from_loaded_rows((rows > 0).then_some(dim), storage, metas, Some(Arc::new(loaded)));
-    if let Err(r) = store.build_index() {
-        let Text::Mapped { at, len } = store.rows[r as usize].id else {
-            unreachable!("loaded ids are mapped")
-        };
-        let end = at - section_at(SectionId::Ids) + u64::from(len);
-        return Err(file.corrupt(format!(
-            "section ids at byte {end} of {}: node id {:?} appears twice",
-            h.section(SectionId::Ids).len,
-            store.row_id(r)
-        )));
-    }
+    // The id index is built on first need, not here: a query never needs it. Repeated ids (only a
+    // crafted file has them: the ids section's CRC is checked) are found by `verify` / `check_loaded`.
 
     // Entries keep their file order as their dict order: entry i gets sequence number i + 1 (entries
     // without an embedding go through the setters, which number them the same way).
@@ -457,7 +461,7 @@ pub fn verify_binary(path: &Path, json_path: Option<&Path>) -> (Vec<String>, Vec
     if let Err(e) = file.check_crc(SectionId::Vectors) {
         problems.push(e.to_string());
     }
-    match load_binary_file(&file).and_then(|store| store.parse_all_metadata().map(|()| store)) {
+    match load_binary_file(&file).and_then(|store| store.check_loaded().map(|()| store)) {
         Ok(store) => notes.push(format!(
             "{} rows of dimension {}",
             store.len(),
