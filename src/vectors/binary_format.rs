@@ -711,6 +711,252 @@ mod tests {
         fs::remove_dir_all(dir).unwrap();
     }
 
+    // ---------- the mapped representation against the owned one ----------
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Add(u8, Option<u8>, Option<i64>, i8),
+        Remove(u8),
+        DeleteRef(u8),
+        SetRef(u8, Option<u8>),
+        SetMeta(u8, Option<i64>),
+        DeleteNodes(Vec<u8>),
+        DeleteWhere(i64),
+    }
+
+    fn op_strategy() -> impl Strategy<Value = Op> {
+        let id = 0u8..16;
+        let doc = 0u8..3;
+        prop_oneof![
+            4 => (id.clone(), proptest::option::of(doc.clone()), proptest::option::of(0i64..4), -3i8..3)
+                .prop_map(|(a, b, c, d)| Op::Add(a, b, c, d)),
+            2 => id.clone().prop_map(Op::Remove),
+            1 => doc.clone().prop_map(Op::DeleteRef),
+            1 => (id.clone(), proptest::option::of(doc)).prop_map(|(a, b)| Op::SetRef(a, b)),
+            1 => (id.clone(), proptest::option::of(0i64..4)).prop_map(|(a, b)| Op::SetMeta(a, b)),
+            1 => proptest::collection::vec(id, 0..6).prop_map(Op::DeleteNodes),
+            1 => (0i64..4).prop_map(Op::DeleteWhere),
+        ]
+    }
+
+    fn m_is(m: i64) -> crate::vectors::Filters {
+        use crate::vectors::{FilterNode, FilterOperator, Filters, MetadataFilter};
+        Filters {
+            filters: vec![FilterNode::Filter(MetadataFilter {
+                key: "m".into(),
+                value: Value::Int(m),
+                operator: FilterOperator::Eq,
+            })],
+            ..Filters::default()
+        }
+    }
+
+    fn apply(s: &mut VectorStore, op: &Op) -> Result<(), String> {
+        let meta = |m: i64| {
+            let mut o = Object::new();
+            o.insert(JStr::new("m"), Value::Int(m));
+            Value::Object(o)
+        };
+        match op {
+            Op::Add(i, r, m, x) => s
+                .add(
+                    vec![NewRow {
+                        id: format!("n{i}"),
+                        ref_doc_id: r.map(|d| format!("d{d}")),
+                        metadata: m.map(meta),
+                    }],
+                    &[f32::from(*x), 1.0, 0.5],
+                    3,
+                )
+                .map_err(|e| e.to_string()),
+            Op::Remove(i) => {
+                s.remove(&format!("n{i}"));
+                Ok(())
+            }
+            Op::DeleteRef(d) => {
+                s.delete_ref_doc(&format!("d{d}"));
+                Ok(())
+            }
+            Op::SetRef(i, r) => {
+                s.set_ref_doc_id(&format!("n{i}"), r.map(|d| format!("d{d}")));
+                Ok(())
+            }
+            Op::SetMeta(i, m) => {
+                s.set_metadata(&format!("n{i}"), m.map(meta));
+                Ok(())
+            }
+            Op::DeleteNodes(list) => {
+                let set = list.iter().map(|i| format!("n{i}")).collect();
+                s.delete_nodes(Some(&set), None).map_err(|e| e.to_string())
+            }
+            Op::DeleteWhere(m) => s.delete_nodes(None, Some(&m_is(*m))).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Everything a caller can observe, as text: both dicts and the rows (the JSON file), lookups by
+    /// id, filtered and unfiltered queries (or their errors).
+    fn observe(s: &VectorStore) -> String {
+        let mut out = snapshot(s);
+        for i in 0..16 {
+            let id = format!("n{i}");
+            out += &format!(
+                "\n{id}: {:?} {} {:?} {:?}",
+                s.get(&id),
+                s.contains(&id),
+                s.get_ref_doc_id(&id),
+                s.get_metadata(&id).map(|m| m.cloned())
+            );
+        }
+        let e = [0.3, -1.0, 2.0];
+        for filters in [None, Some(m_is(1)), Some(m_is(2))] {
+            let query = Query {
+                embedding: &e,
+                top_k: Some(5),
+                node_ids: None,
+                filters: filters.as_ref(),
+                mode: QueryMode::Default,
+            };
+            out += &format!("\n{:?}", s.query(&query).map_err(|e| e.to_string()));
+        }
+        out
+    }
+
+    fn persisted(s: &VectorStore, dir: &Path) -> (Vec<u8>, Vec<u8>) {
+        let json_path = dir.join("default__vector_store.json");
+        persist_files(s, &json_path, PersistFormat::Both).unwrap();
+        let mut bin = fs::read(binary_path_for(&json_path)).unwrap();
+        // Bytes 56..80 and 240..256 record the JSON file's times (and the header CRC over them).
+        bin[56..80].fill(0);
+        bin[240..256].fill(0);
+        (fs::read(&json_path).unwrap(), bin)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// A store loaded from a binary file (ids, ref-doc ids and metadata left in the map) behaves
+        /// exactly like the same store held in owned memory, through any later operations, and
+        /// persists to the same bytes in both formats.
+        #[test]
+        fn mapped_rows_behave_like_owned_rows(
+            before in proptest::collection::vec(op_strategy(), 0..30),
+            after in proptest::collection::vec(op_strategy(), 0..30),
+        ) {
+            let mut owned = VectorStore::new();
+            for op in &before {
+                let _ = apply(&mut owned, op);
+            }
+            let dir = scratch("diff");
+            let json_path = dir.join("default__vector_store.json");
+            persist_files(&owned, &json_path, PersistFormat::Binary).unwrap();
+            let mut mapped = load_files(&json_path).unwrap().store;
+            prop_assert_eq!(mapped.memory_mapped(), !owned.is_empty());
+            let mut owned = json_format::from_json(&json_format::to_json(&owned).unwrap(), "owned").unwrap();
+            prop_assert_eq!(observe(&mapped), observe(&owned));
+            for op in &after {
+                prop_assert_eq!(apply(&mut mapped, op), apply(&mut owned, op), "{:?}", op);
+                prop_assert_eq!(observe(&mapped), observe(&owned), "after {:?}", op);
+            }
+            let (a, b) = (dir.join("a"), dir.join("b"));
+            fs::create_dir_all(&a).unwrap();
+            fs::create_dir_all(&b).unwrap();
+            prop_assert!(persisted(&mapped, &a) == persisted(&owned, &b), "persisted bytes differ");
+            fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
+    /// Writes `s` as a binary file, lets `damage` edit the bytes, recomputes every checksum (a crafted
+    /// file, not a damaged one) and loads it.
+    fn crafted(
+        s: &VectorStore,
+        tag: &str,
+        damage: impl Fn(&mut Vec<u8>, &BinaryFile),
+    ) -> (PathBuf, StoreResult<VectorStore>) {
+        let dir = scratch(tag);
+        let json_path = dir.join("v.json");
+        persist_files(s, &json_path, PersistFormat::Binary).unwrap();
+        let bin = binary_path_for(&json_path);
+        let mut bytes = fs::read(&bin).unwrap();
+        damage(&mut bytes, &BinaryFile::open(&bin).unwrap());
+        crate::fuzz_checks::fix_binary_checksums(&mut bytes);
+        fs::write(&bin, &bytes).unwrap();
+        (bin.clone(), load_binary(&bin))
+    }
+
+    #[test]
+    fn checks_left_to_first_use_are_errors_there_and_in_verify() {
+        // Repeated id: the index keeps the first row; verify and check_loaded name the id.
+        let s = sample(3, 4); // ids id0, id1, id2: same length
+        let (bin, loaded) = crafted(&s, "dup", |b, f| {
+            let at = f.header.section(SectionId::Ids).offset as usize;
+            // second id (after a 4-byte length and "id0" and another length) becomes "id0"
+            b[at + 4 + 3 + 4 + 2] = b'0';
+        });
+        let loaded = loaded.unwrap();
+        assert_eq!(loaded.len(), 3);
+        assert!(loaded
+            .check_loaded()
+            .unwrap_err()
+            .to_string()
+            .contains("\"id0\" appears twice"));
+        let (problems, _) = verify_binary(&bin, None);
+        assert!(problems.iter().any(|p| p.contains("appears twice")), "{problems:?}");
+        assert_eq!(loaded.get("id0"), Some(loaded.row_embedding(0)));
+
+        // Metadata text that is not JSON: get_metadata, filters, to_json and persists fail cleanly.
+        let (bin, loaded) = crafted(&s, "badmeta", |b, f| {
+            let at = f.header.section(SectionId::Metadata).offset as usize;
+            b[at + 8] = b'?'; // first value's first byte ('{')
+        });
+        let loaded = loaded.unwrap();
+        let err = loaded.get_metadata("id0").unwrap_err().to_string();
+        assert!(err.contains("metadata of \"id0\""), "{err}");
+        assert!(loaded.get_metadata("id1").unwrap().is_some());
+        let e = [1.0; 4];
+        let query = Query {
+            embedding: &e,
+            top_k: Some(2),
+            node_ids: None,
+            filters: Some(&m_is(1)),
+            mode: QueryMode::Default,
+        };
+        assert!(loaded.query(&query).is_err());
+        assert!(json_format::to_json(&loaded).is_err());
+        let out = bin.with_file_name("again.json");
+        assert!(persist_files(&loaded, &out, PersistFormat::Both).is_err());
+        assert!(!out.exists() && !binary_path_for(&out).exists());
+        let (problems, _) = verify_binary(&bin, None);
+        assert!(problems.iter().any(|p| p.contains("metadata of")), "{problems:?}");
+        fs::remove_dir_all(bin.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn damaged_sections_are_load_errors_naming_the_section() {
+        let s = sample(6, 5);
+        let dir = scratch("sections");
+        let json_path = dir.join("v.json");
+        persist_files(&s, &json_path, PersistFormat::Binary).unwrap();
+        let bin = binary_path_for(&json_path);
+        let clean = fs::read(&bin).unwrap();
+        let header = BinaryFile::open(&bin).unwrap().header;
+        for id in [
+            SectionId::Norms,
+            SectionId::Ids,
+            SectionId::RefDocs,
+            SectionId::Metadata,
+        ] {
+            let mut bytes = clean.clone();
+            bytes[header.section(id).offset as usize + 6] ^= 0x20;
+            fs::write(&bin, &bytes).unwrap();
+            let err = load_binary(&bin).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("section {} checksum mismatch", id.name())),
+                "{err}"
+            );
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
