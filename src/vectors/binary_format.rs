@@ -5,11 +5,15 @@
 //! Round trip: the binary file holds exactly what the JSON file holds — live rows in `embedding_dict`
 //! order, and the ref-doc and metadata dicts in their own orders including entries without an
 //! embedding — so loading either gives the same store. Metadata values are stored as their JSON text
-//! (the JSON writer's output, parsed back at load), so the binary round trip is the JSON round trip.
+//! (the JSON writer's output, parsed back on first use), so the binary round trip is the JSON round trip.
 //!
-//! Loading maps the file and uses the rows in place: the cost is O(ids + entries + metadata), not
-//! O(vectors). Norms are stored, so nothing reads the rows at load. The vector payload's CRC is
-//! checked by `verify`, not by a load (that would read every page).
+//! Loading maps the file and uses it in place: rows, and also ids, ref-doc ids and metadata text (the
+//! table keeps offsets into the map). The cost is one sequential pass over the non-vector sections
+//! (their CRCs on a second thread), not O(vectors) and no allocation per row beyond the row table.
+//! Norms are stored, so nothing reads the rows at load. Left to first use, and to `verify`: parsing
+//! metadata, and the uniqueness of ids (checked when the id index is first built). Both can only fail
+//! for a crafted file: the sections' CRCs are checked at load. The vector payload's CRC is checked by
+//! `verify`, not by a load (that would read every page).
 //!
 //! Which file a load uses: the binary file records the state (size, mtime, CRC) of the JSON file it
 //! mirrors. If the JSON file exists, the binary file is used only when it mirrors that exact state
