@@ -92,7 +92,11 @@ pub(super) struct RowMeta {
 #[test]
 fn row_table_entries_stay_small() {
     // A binary load writes one per row: 1M rows of 136 bytes cost ~30 ms of page faults and zeroing.
-    assert!(std::mem::size_of::<RowMeta>() <= 120, "{}", std::mem::size_of::<RowMeta>());
+    assert!(
+        std::mem::size_of::<RowMeta>() <= 120,
+        "{}",
+        std::mem::size_of::<RowMeta>()
+    );
 }
 
 impl RowMeta {
@@ -124,22 +128,31 @@ pub(super) struct IdIndex {
     table: HashTable<u32>,
 }
 
-fn hash_id(id: &str) -> u64 {
+fn hash_id(id: &[u8]) -> u64 {
     use std::hash::BuildHasher;
-    rustc_hash::FxBuildHasher.hash_one(id.as_bytes())
+    rustc_hash::FxBuildHasher.hash_one(id)
 }
 
-/// The text of `t` (`file` is the store's loaded file, present whenever a `Text::Mapped` exists).
+/// The bytes of `t` (`file` is the store's loaded file, present whenever a `Text::Mapped` exists). The
+/// index hashes and compares these: no UTF-8 check per probe.
+#[inline]
+fn id_bytes<'a>(file: Option<&'a LoadedFile>, t: &'a Text) -> &'a [u8] {
+    match t {
+        Text::Owned(s) => s.as_bytes(),
+        Text::Mapped { at, len } => file
+            .and_then(|f| f.map.get(*at as usize..*at as usize + *len as usize))
+            .unwrap_or_default(),
+    }
+}
+
+/// The text of `t`. The loader checked bounds and UTF-8 of mapped strings; the map is read-only and
+/// never written in place, so the fallback ("") is reached only if another program rewrites the file
+/// under the mapping.
 #[inline]
 fn resolve<'a>(file: Option<&'a LoadedFile>, t: &'a Text) -> &'a str {
     match t {
         Text::Owned(s) => s,
-        Text::Mapped { at, len } => {
-            let bytes = file.and_then(|f| f.map.get(*at as usize..*at as usize + *len as usize));
-            // The loader checked bounds and UTF-8; the map is read-only and never written in place, so
-            // this only fails if another program rewrites the file under the mapping.
-            bytes.and_then(|b| std::str::from_utf8(b).ok()).unwrap_or("")
-        }
+        Text::Mapped { .. } => std::str::from_utf8(id_bytes(file, t)).unwrap_or(""),
     }
 }
 
@@ -170,9 +183,9 @@ impl IdIndex {
     fn build(rows: &[RowMeta], file: Option<&LoadedFile>) -> (IdIndex, Option<u32>) {
         let mut table = HashTable::with_capacity(rows.len());
         let mut duplicate = None;
-        let id_of = |o: u32| resolve(file, &rows[o as usize].id);
+        let id_of = |o: u32| id_bytes(file, &rows[o as usize].id);
         for (r, m) in rows.iter().enumerate().filter(|(_, m)| m.alive) {
-            let id = resolve(file, &m.id);
+            let id = id_bytes(file, &m.id);
             match table.entry(hash_id(id), |&o| id_of(o) == id, |&o| hash_id(id_of(o))) {
                 hashbrown::hash_table::Entry::Occupied(_) => {
                     duplicate = duplicate.or(Some(r as u32));
@@ -186,22 +199,24 @@ impl IdIndex {
     }
 
     fn get(&self, rows: &[RowMeta], file: Option<&LoadedFile>, id: &str) -> Option<u32> {
+        let id = id.as_bytes();
         self.table
-            .find(hash_id(id), |&r| resolve(file, &rows[r as usize].id) == id)
+            .find(hash_id(id), |&r| id_bytes(file, &rows[r as usize].id) == id)
             .copied()
     }
 
     /// Adds row `r` (whose id is not in the index).
     fn insert(&mut self, rows: &[RowMeta], file: Option<&LoadedFile>, r: u32) {
-        let h = hash_id(resolve(file, &rows[r as usize].id));
+        let h = hash_id(id_bytes(file, &rows[r as usize].id));
         self.table
-            .insert_unique(h, r, |&o| hash_id(resolve(file, &rows[o as usize].id)));
+            .insert_unique(h, r, |&o| hash_id(id_bytes(file, &rows[o as usize].id)));
     }
 
     fn remove(&mut self, rows: &[RowMeta], file: Option<&LoadedFile>, id: &str) {
+        let id = id.as_bytes();
         if let Ok(e) = self
             .table
-            .find_entry(hash_id(id), |&r| resolve(file, &rows[r as usize].id) == id)
+            .find_entry(hash_id(id), |&r| id_bytes(file, &rows[r as usize].id) == id)
         {
             e.remove();
         }
