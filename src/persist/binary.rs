@@ -151,8 +151,9 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
+/// Saturating: a damaged header may hold any dimension, and its error message prints this.
 pub fn stride_for(dim: u64) -> u64 {
-    dim.div_ceil(ROW_LANES) * ROW_LANES
+    dim.div_ceil(ROW_LANES).saturating_mul(ROW_LANES)
 }
 
 impl Header {
