@@ -224,7 +224,8 @@ fn read_sections(file: &BinaryFile) -> StoreResult<VectorStore> {
 
     // One sequential pass over ids and norms: the ids stay in the file (bounds and UTF-8 checked).
     let mut ids = file.reader(SectionId::Ids);
-    let mut metas = RowMeta::vec_with_capacity(rows);
+    let mut metas = RowMeta::vec_with_capacity(rows)
+        .ok_or_else(|| file.corrupt(format!("{rows} rows: not enough memory for the row table")))?;
     for norm in file.section_bytes(SectionId::Norms).chunks_exact(8) {
         let (at, id) = ids.str_at()?;
         metas.push(RowMeta {

@@ -100,11 +100,13 @@ fn row_table_entries_stay_small() {
 }
 
 impl RowMeta {
-    /// An empty vector for `n` rows. A large one is backed by transparent huge pages where the kernel
-    /// offers them on request (Linux `madvise` mode): filling a million rows touches ~130 MB of fresh
-    /// memory, and 4 KiB page faults were half the cost of a binary load.
-    pub(super) fn vec_with_capacity(n: usize) -> Vec<RowMeta> {
-        let v: Vec<RowMeta> = Vec::with_capacity(n);
+    /// An empty vector for `n` rows (`None` if that much memory cannot be had: a damaged row count
+    /// must be an error, not an abort). A large one is backed by transparent huge pages where the
+    /// kernel offers them on request (Linux `madvise` mode): filling a million rows touches ~110 MB
+    /// of fresh memory, and 4 KiB page faults were half the cost of a binary load.
+    pub(super) fn vec_with_capacity(n: usize) -> Option<Vec<RowMeta>> {
+        let mut v: Vec<RowMeta> = Vec::new();
+        v.try_reserve_exact(n).ok()?;
         #[cfg(target_os = "linux")]
         {
             const HUGE: usize = 2 << 20;
@@ -116,7 +118,7 @@ impl RowMeta {
                 unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
             }
         }
-        v
+        Some(v)
     }
 }
 
