@@ -907,6 +907,7 @@ mod tests {
         let (problems, _) = verify_binary(&bin, None);
         assert!(problems.iter().any(|p| p.contains("appears twice")), "{problems:?}");
         assert_eq!(loaded.get("id0"), Some(loaded.row_embedding(0)));
+        fs::remove_dir_all(bin.parent().unwrap()).unwrap();
 
         // Metadata text that is not JSON: get_metadata, filters, to_json and persists fail cleanly.
         let (bin, loaded) = crafted(&s, "badmeta", |b, f| {
