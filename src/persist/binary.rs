@@ -429,6 +429,7 @@ impl<'a> SectionReader<'a> {
         }
     }
 
+    #[inline]
     pub fn u32(&mut self) -> StoreResult<u32> {
         let b = self
             .bytes
@@ -448,7 +449,22 @@ impl<'a> SectionReader<'a> {
     }
 
     /// A u32 length followed by that many bytes.
+    #[inline]
     pub fn bytes(&mut self) -> StoreResult<&'a [u8]> {
+        // Fast path (the entry is whole): one bounds check; the rest, with its messages, is cold.
+        let rest = self.bytes.get(self.pos..).unwrap_or_default();
+        if let Some((len, tail)) = rest.split_first_chunk::<4>() {
+            let len = u32::from_le_bytes(*len) as usize;
+            if let Some(b) = tail.get(..len) {
+                self.pos += 4 + len;
+                return Ok(b);
+            }
+        }
+        self.bytes_or_error()
+    }
+
+    #[cold]
+    fn bytes_or_error(&mut self) -> StoreResult<&'a [u8]> {
         let len = self.u32()? as usize;
         let b = self
             .bytes
@@ -458,14 +474,23 @@ impl<'a> SectionReader<'a> {
         Ok(b)
     }
 
-    /// Like `str`, with the string's offset in the section.
-    pub fn str_at(&mut self) -> StoreResult<(usize, &'a str)> {
+    /// A string's offset and length in the section, checked like `str` (for callers that keep the
+    /// offset rather than the `&str`). `section_is_ascii`: the caller found the whole section ASCII
+    /// (`<[u8]>::is_ascii`, one fast pass; true whenever all strings are ASCII and shorter than 128
+    /// bytes, as ids usually are), so every string in it is valid UTF-8 without a check of its own.
+    #[inline]
+    pub fn text_at(&mut self, section_is_ascii: bool) -> StoreResult<(usize, usize)> {
         let (at, b) = self.bytes_at()?;
-        let s = std::str::from_utf8(b).map_err(|_| self.corrupt("a string is not valid UTF-8"))?;
-        Ok((at, s))
+        // Short ASCII strings: a branch-free OR of the bytes is several times cheaper than `from_utf8`.
+        if section_is_ascii || b.iter().fold(0u8, |acc, &x| acc | x) < 0x80 || std::str::from_utf8(b).is_ok() {
+            Ok((at, b.len()))
+        } else {
+            Err(self.corrupt("a string is not valid UTF-8"))
+        }
     }
 
     /// Like `bytes`, with the bytes' offset in the section.
+    #[inline]
     pub fn bytes_at(&mut self) -> StoreResult<(usize, &'a [u8])> {
         let b = self.bytes()?;
         Ok((self.pos - b.len(), b))

@@ -224,12 +224,13 @@ fn read_sections(file: &BinaryFile) -> StoreResult<VectorStore> {
 
     // One sequential pass over ids and norms: the ids stay in the file (bounds and UTF-8 checked).
     let mut ids = file.reader(SectionId::Ids);
+    let ids_ascii = file.section_bytes(SectionId::Ids).is_ascii();
     let mut metas = RowMeta::vec_with_capacity(rows)
         .ok_or_else(|| file.corrupt(format!("{rows} rows: not enough memory for the row table")))?;
     for norm in file.section_bytes(SectionId::Norms).chunks_exact(8) {
-        let (at, id) = ids.str_at()?;
+        let (at, len) = ids.text_at(ids_ascii)?;
         metas.push(RowMeta {
-            id: text(SectionId::Ids, at, id.len()),
+            id: text(SectionId::Ids, at, len),
             ref_doc: None,
             metadata: None,
             norm: f64::from_le_bytes(norm.try_into().expect("8 bytes")),
@@ -258,6 +259,7 @@ fn read_sections(file: &BinaryFile) -> StoreResult<VectorStore> {
     // without an embedding go through the setters, which number them the same way).
     let mut seq = 0u64;
     let mut refs = file.reader(SectionId::RefDocs);
+    let refs_ascii = file.section_bytes(SectionId::RefDocs).is_ascii();
     for _ in 0..h.section(SectionId::RefDocs).count {
         seq += 1;
         match refs.u32()? {
@@ -268,8 +270,8 @@ fn read_sections(file: &BinaryFile) -> StoreResult<VectorStore> {
                 store.set_ref_doc_id(&id, Some(ref_doc_id));
             }
             k if (k as usize) < rows => {
-                let (at, s) = refs.str_at()?;
-                let t = text(SectionId::RefDocs, at, s.len());
+                let (at, len) = refs.text_at(refs_ascii)?;
+                let t = text(SectionId::RefDocs, at, len);
                 match &mut store.rows[k as usize].ref_doc {
                     Some(e) => e.1 = t, // a repeated key replaces the value, keeps the position
                     e @ None => {
