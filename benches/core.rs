@@ -98,10 +98,10 @@ fn json(c: &mut Criterion) {
         })
     });
     let s = store(2_000, 768);
-    let text = to_json(&s);
+    let text = to_json(&s).unwrap();
     g.throughput(Throughput::Bytes(text.len() as u64));
     g.bench_function("vector_store_to_json_2000x768", |b| {
-        b.iter(|| black_box(to_json(&s).len()))
+        b.iter(|| black_box(to_json(&s).unwrap().len()))
     });
     g.bench_function("vector_store_from_json_2000x768", |b| {
         b.iter(|| black_box(from_json(&text, "bench").unwrap().len()))
@@ -109,16 +109,34 @@ fn json(c: &mut Criterion) {
     g.finish();
 }
 
+/// Binary loads. The file is written once and stays in the page cache (dropping it needs root), so
+/// these time a warm load: mapping, checksums of the non-vector sections, the id and entry pass.
+/// `LIRS_BENCH_BINARY_ROWS=1000000 LIRS_BENCH_BINARY_DIM=1536` adds a large case (6 GB on disk).
 fn binary(c: &mut Criterion) {
     let mut g = c.benchmark_group("binary");
     g.sample_size(10).measurement_time(Duration::from_secs(2));
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("default__vector_store.json");
-    let s = store(10_000, 768);
-    persist_files(&s, &path, PersistFormat::Both).unwrap();
-    g.bench_function("load_10000x768", |b| {
-        b.iter(|| black_box(load_files(&path).unwrap().store.len()))
-    });
+    let mut cases = vec![
+        (10_000usize, 768usize, PersistFormat::Both),
+        (200_000, 768, PersistFormat::Binary),
+    ];
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
+    if let (Some(n), Some(d)) = (env("LIRS_BENCH_BINARY_ROWS"), env("LIRS_BENCH_BINARY_DIM")) {
+        cases.push((n, d, PersistFormat::Binary));
+    }
+    for (n, d, format) in cases {
+        let path = dir.path().join(format!("{n}x{d}__vector_store.json"));
+        persist_files(&store(n, d), &path, format).unwrap();
+        g.bench_function(format!("load_{n}x{d}"), |b| {
+            b.iter(|| black_box(load_files(&path).unwrap().store.len()))
+        });
+        // First use of the id index after a load (it is built then, not by the load).
+        g.bench_function(format!("load_and_get_{n}x{d}"), |b| {
+            b.iter(|| black_box(load_files(&path).unwrap().store.get("n-7").is_some()))
+        });
+        std::fs::remove_file(llama_index_rs::vectors::binary_format::binary_path_for(&path)).unwrap();
+        let _ = std::fs::remove_file(&path);
+    }
     g.finish();
 }
 

@@ -155,10 +155,10 @@ pub fn vector_json(data: &[u8]) {
     let tiny = json_format::from_reader_with_block_size(Trickle(doc, block.div_ceil(2)), "fuzz", block);
     let store = match (whole, tiny) {
         (Ok(a), Ok(b)) => {
-            let ja = json_format::to_json(&a);
+            let ja = json_format::to_json(&a).expect("a JSON-loaded store holds parsed metadata");
             assert_eq!(
                 String::from_utf8_lossy(&ja),
-                String::from_utf8_lossy(&json_format::to_json(&b)),
+                String::from_utf8_lossy(&json_format::to_json(&b).expect("parsed metadata")),
                 "block {block}"
             );
             a
@@ -178,7 +178,7 @@ pub fn vector_json(data: &[u8]) {
 
 /// `to_json` output loads and writes back byte-identically.
 fn vector_round_trip(store: &crate::vectors::VectorStore) {
-    let written = json_format::to_json(store);
+    let written = json_format::to_json(store).expect("the caller checked the metadata");
     assert!(written.is_ascii(), "to_json produced non-ASCII output");
     let reloaded = json_format::from_json(&written, "fuzz (written)").unwrap_or_else(|e| {
         panic!(
@@ -187,7 +187,7 @@ fn vector_round_trip(store: &crate::vectors::VectorStore) {
         )
     });
     assert_eq!(
-        String::from_utf8_lossy(&json_format::to_json(&reloaded)),
+        String::from_utf8_lossy(&json_format::to_json(&reloaded).expect("parsed metadata")),
         String::from_utf8_lossy(&written),
         "vector JSON round trip is not byte-identical"
     );
@@ -275,11 +275,22 @@ pub fn binary_loader(data: &[u8]) {
     let (problems, _notes) = binary_format::verify_binary(&path, None);
     match &loaded {
         Ok(store) => {
-            assert!(
-                problems.iter().all(|p| p.contains("section vectors checksum mismatch")),
-                "loads, but verify reports {problems:?}"
-            );
-            vector_round_trip(store);
+            // Metadata text is parsed on first use, not by the load: a bad one (behind a valid CRC)
+            // is an error then, and verify reports it.
+            let deferred = store.parse_all_metadata();
+            let unexpected: Vec<&String> = problems
+                .iter()
+                .filter(|p| !p.contains("section vectors checksum mismatch"))
+                .collect();
+            match &deferred {
+                Ok(()) => assert!(unexpected.is_empty(), "loads, but verify reports {problems:?}"),
+                Err(e) => assert!(!unexpected.is_empty(), "metadata fails ({e}) but verify finds nothing"),
+            }
+            if deferred.is_ok() {
+                vector_round_trip(store);
+            } else {
+                assert!(json_format::to_json(store).is_err());
+            }
         }
         Err(e) => assert!(!problems.is_empty(), "load fails ({e}) but verify finds nothing"),
     }

@@ -300,3 +300,77 @@ def test_a_store_with_no_rows_round_trips(tmp_path):
     loaded = RustVectorStore.from_persist_path(path)
     assert loaded.to_dict() == s.to_dict()
     assert not loaded.memory_mapped
+
+
+def craft(binary: str, section: str, edit) -> None:
+    """Edit one section's bytes in place and recompute its CRC and the header's: a crafted file that
+    passes every checksum (damage on disk would fail them)."""
+    b = bytearray(open(binary, "rb").read())
+    h = header(binary)
+    s = h["sections"][section]
+    body = bytearray(b[s["offset"] : s["offset"] + s["len"]])
+    edit(body)
+    assert len(body) == s["len"]
+    b[s["offset"] : s["offset"] + s["len"]] = body
+    crc = zlib.crc32(struct.pack("<QQ", h["dim"], h["rows"]) + bytes(body))
+    struct.pack_into("<I", b, 80 + 32 * SECTIONS.index(section) + 24, crc)
+    open(binary, "wb").write(reseal(b))
+
+
+def test_checks_left_to_first_use_raise_value_errors_naming_the_file(tmp_path):
+    """A load leaves metadata as JSON text in the map and builds the id index on first need, so a
+    crafted file with bad metadata text or a repeated id loads; the first use raises a ValueError
+    naming the file, persist writes nothing, and verify reports the file."""
+    store = make_store(n=6, dim=5)
+    path = str(tmp_path / "default__vector_store.json")
+    store.persist_format = "binary"
+    store.persist(path)
+    binary = str(_native.VectorStore.binary_path_for(path))
+
+    def break_first_value(body):
+        body[8] = ord("?")  # row key (4), length (4), then the value's first byte
+
+    craft(binary, "metadata", break_first_value)
+    loaded = RustVectorStore.from_persist_path(path)
+    assert len(loaded.data.embedding_dict) == 5
+    assert list(loaded.data.metadata_dict) == list(store.data.metadata_dict)  # keys: nothing parsed
+    assert loaded.data.metadata_dict["n1-\u00e9"] == store.data.metadata_dict["n1-\u00e9"]
+    with pytest.raises(ValueError, match="default__vector_store.rsvec"):
+        loaded.data.metadata_dict["n0-\u00e9"]
+    from llama_index.core.vector_stores.types import (
+        MetadataFilter,
+        MetadataFilters,
+        VectorStoreQuery,
+    )
+
+    q = VectorStoreQuery(
+        query_embedding=[1.0] * 5,
+        similarity_top_k=2,
+        filters=MetadataFilters(filters=[MetadataFilter(key="i", value=1)]),
+    )
+    with pytest.raises(ValueError, match="metadata of"):
+        loaded.query(q)
+    assert loaded.query(VectorStoreQuery(query_embedding=[1.0] * 5, similarity_top_k=2)).ids
+    out = str(tmp_path / "out" / "default__vector_store.json")
+    os.makedirs(os.path.dirname(out))
+    with pytest.raises(ValueError, match="metadata of"):
+        loaded.persist(out)
+    assert sorted(os.listdir(os.path.dirname(out))) in ([], [".llama_index_rs.lock"])
+    assert any("metadata of" in p for p in llama_index_rs.verify(binary).problems)
+
+    store.persist(path)  # a clean file again, then repeat the first id in the second slot
+    binary_bytes = open(binary, "rb").read()
+    ids_at = header(binary)["sections"]["ids"]["offset"]
+    first_len = struct.unpack_from("<I", binary_bytes, ids_at)[0]
+    first = binary_bytes[ids_at + 4 : ids_at + 4 + first_len]
+
+    def repeat_first_id(body):
+        second_len = struct.unpack_from("<I", body, 4 + first_len)[0]
+        assert second_len == first_len
+        body[8 + first_len : 8 + 2 * first_len] = first
+
+    craft(binary, "ids", repeat_first_id)
+    loaded = RustVectorStore.from_persist_path(path)
+    assert list(loaded.data.embedding_dict)[:2] == [first.decode()] * 2
+    assert loaded.get(first.decode()) == pytest.approx(store.get(first.decode()))  # the first wins
+    assert any("appears twice" in p for p in llama_index_rs.verify(binary).problems)

@@ -151,8 +151,9 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
+/// Saturating: a damaged header may hold any dimension, and its error message prints this.
 pub fn stride_for(dim: u64) -> u64 {
-    dim.div_ceil(ROW_LANES) * ROW_LANES
+    dim.div_ceil(ROW_LANES).saturating_mul(ROW_LANES)
 }
 
 impl Header {
@@ -428,6 +429,7 @@ impl<'a> SectionReader<'a> {
         }
     }
 
+    #[inline]
     pub fn u32(&mut self) -> StoreResult<u32> {
         let b = self
             .bytes
@@ -447,7 +449,22 @@ impl<'a> SectionReader<'a> {
     }
 
     /// A u32 length followed by that many bytes.
+    #[inline]
     pub fn bytes(&mut self) -> StoreResult<&'a [u8]> {
+        // Fast path (the entry is whole): one bounds check; the rest, with its messages, is cold.
+        let rest = self.bytes.get(self.pos..).unwrap_or_default();
+        if let Some((len, tail)) = rest.split_first_chunk::<4>() {
+            let len = u32::from_le_bytes(*len) as usize;
+            if let Some(b) = tail.get(..len) {
+                self.pos += 4 + len;
+                return Ok(b);
+            }
+        }
+        self.bytes_or_error()
+    }
+
+    #[cold]
+    fn bytes_or_error(&mut self) -> StoreResult<&'a [u8]> {
         let len = self.u32()? as usize;
         let b = self
             .bytes
@@ -455,6 +472,33 @@ impl<'a> SectionReader<'a> {
             .ok_or_else(|| self.corrupt(&format!("a {len}-byte string runs past the end")))?;
         self.pos += len;
         Ok(b)
+    }
+
+    /// A string's offset and length in the section, checked like `str` (for callers that keep the
+    /// offset rather than the `&str`). `section_is_ascii`: the caller found the whole section ASCII
+    /// (`<[u8]>::is_ascii`, one fast pass; true whenever all strings are ASCII and shorter than 128
+    /// bytes, as ids usually are), so every string in it is valid UTF-8 without a check of its own.
+    #[inline]
+    pub fn text_at(&mut self, section_is_ascii: bool) -> StoreResult<(usize, usize)> {
+        let (at, b) = self.bytes_at()?;
+        // Short ASCII strings: a branch-free OR of the bytes is several times cheaper than `from_utf8`.
+        if section_is_ascii || b.iter().fold(0u8, |acc, &x| acc | x) < 0x80 || std::str::from_utf8(b).is_ok() {
+            Ok((at, b.len()))
+        } else {
+            Err(self.corrupt("a string is not valid UTF-8"))
+        }
+    }
+
+    /// Like `bytes`, with the bytes' offset in the section.
+    #[inline]
+    pub fn bytes_at(&mut self) -> StoreResult<(usize, &'a [u8])> {
+        let b = self.bytes()?;
+        Ok((self.pos - b.len(), b))
+    }
+
+    /// The read position in the section.
+    pub fn position(&self) -> usize {
+        self.pos
     }
 
     pub fn str(&mut self) -> StoreResult<&'a str> {

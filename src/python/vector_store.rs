@@ -312,7 +312,7 @@ impl PyVectorStore {
             let mut guard = self.inner.write();
             let row = NewRow {
                 ref_doc_id: guard.get_ref_doc_id(&id).map(str::to_owned),
-                metadata: guard.get_metadata(&id).cloned(),
+                metadata: guard.get_metadata(&id)?.cloned(),
                 id,
             };
             guard.add(vec![row], &data, data.len())
@@ -350,11 +350,7 @@ impl PyVectorStore {
     }
 
     fn metadata_ids(&self) -> Vec<String> {
-        self.inner
-            .read()
-            .metadata_entries()
-            .map(|(k, _)| k.to_owned())
-            .collect()
+        self.inner.read().metadata_keys().map(str::to_owned).collect()
     }
 
     fn metadata_len(&self) -> usize {
@@ -363,7 +359,7 @@ impl PyVectorStore {
 
     fn get_metadata<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
         let guard = self.inner.read();
-        guard.get_metadata(id).map(|v| value_to_py(py, v)).transpose()
+        guard.get_metadata(id)?.map(|v| value_to_py(py, v)).transpose()
     }
 
     #[pyo3(signature = (id, metadata))]
@@ -376,9 +372,9 @@ impl PyVectorStore {
     // ---- persistence ----
 
     /// The JSON SimpleVectorStore's `persist` writes, as bytes.
-    fn to_json<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let bytes = py.detach(|| json_format::to_json(&self.inner.read()));
-        PyBytes::new(py, &bytes)
+    fn to_json<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = py.detach(|| json_format::to_json(&self.inner.read()))?;
+        Ok(PyBytes::new(py, &bytes))
     }
 
     /// Writes the JSON file and/or the binary file beside it under the directory lock;
@@ -439,7 +435,7 @@ impl PyVectorStore {
             refs.set_item(k, v)?;
         }
         let metadata = PyDict::new(py);
-        for (k, v) in guard.metadata_entries() {
+        for (k, v) in guard.metadata_entries()? {
             metadata.set_item(k, value_to_py(py, v)?)?;
         }
         let out = PyDict::new(py);

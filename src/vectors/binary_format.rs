@@ -5,24 +5,28 @@
 //! Round trip: the binary file holds exactly what the JSON file holds — live rows in `embedding_dict`
 //! order, and the ref-doc and metadata dicts in their own orders including entries without an
 //! embedding — so loading either gives the same store. Metadata values are stored as their JSON text
-//! (the JSON writer's output, parsed back at load), so the binary round trip is the JSON round trip.
+//! (the JSON writer's output, parsed back on first use), so the binary round trip is the JSON round trip.
 //!
-//! Loading maps the file and uses the rows in place: the cost is O(ids + entries + metadata), not
-//! O(vectors). Norms are stored, so nothing reads the rows at load. The vector payload's CRC is
-//! checked by `verify`, not by a load (that would read every page).
+//! Loading maps the file and uses it in place: rows, and also ids, ref-doc ids and metadata text (the
+//! table keeps offsets into the map). The cost is one sequential pass over the non-vector sections
+//! (their CRCs on a second thread), not O(vectors) and no allocation per row beyond the row table.
+//! Norms are stored, so nothing reads the rows at load. Left to first use, and to `verify`: parsing
+//! metadata, and the uniqueness of ids (checked when the id index is first built). Both can only fail
+//! for a crafted file: the sections' CRCs are checked at load. The vector payload's CRC is checked by
+//! `verify`, not by a load (that would read every page).
 //!
 //! Which file a load uses: the binary file records the state (size, mtime, CRC) of the JSON file it
 //! mirrors. If the JSON file exists, the binary file is used only when it mirrors that exact state
 //! (size equal, and mtime plus ctime, or CRC equal); a JSON file rewritten by another tool is therefore never
 //! shadowed. If there is no JSON file, the binary file is used alone.
 
-use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use super::rows::{MappedRows, RowStorage};
-use super::table::RowMeta;
+use super::table::{LoadedFile, Meta, RowMeta, Text};
 use super::{json_format, VectorStore};
 use crate::error::{StoreError, StoreResult};
 use crate::json;
@@ -124,8 +128,8 @@ pub fn write_binary(
     w.end(rows as u64);
 
     w.begin(SectionId::Ids, 8)?;
-    for m in store.rows.iter().filter(|m| m.alive) {
-        w.write_bytes(m.id.as_bytes())?;
+    for (r, _) in store.rows.iter().enumerate().filter(|(_, m)| m.alive) {
+        w.write_bytes(store.row_id(r as u32).as_bytes())?;
     }
     w.end(rows as u64);
 
@@ -143,7 +147,7 @@ pub fn write_binary(
             .collect()
     });
     let key = |id: &str| -> Option<u32> {
-        let phys = *store.index.get(id)?;
+        let phys = store.row_of(id)?;
         Some(positions.as_ref().map_or(phys, |p| p[phys as usize]))
     };
 
@@ -159,7 +163,7 @@ pub fn write_binary(
     w.begin(SectionId::Metadata, 8)?;
     let mut n = 0u64;
     let mut text = Vec::new();
-    for (id, value) in store.metadata_entries() {
+    for (id, value) in store.metadata_entries()? {
         write_key(&mut w, key(id), id)?;
         text.clear();
         json::write_value(&mut text, value);
@@ -187,71 +191,130 @@ pub fn load_binary(path: &Path) -> StoreResult<VectorStore> {
 }
 
 fn load_binary_file(file: &BinaryFile) -> StoreResult<VectorStore> {
-    for id in [
-        SectionId::Norms,
-        SectionId::Ids,
-        SectionId::RefDocs,
-        SectionId::Metadata,
-    ] {
-        file.check_crc(id)?;
-    }
+    // The checksums of the non-vector sections (a sequential read of those sections) run beside the
+    // pass over ids; a mismatch is reported in preference to whatever that pass found.
+    let (crcs, store) = rayon::join(
+        || {
+            [
+                SectionId::Norms,
+                SectionId::Ids,
+                SectionId::RefDocs,
+                SectionId::Metadata,
+            ]
+            .into_iter()
+            .try_for_each(|id| file.check_crc(id))
+        },
+        || read_sections(file),
+    );
+    crcs?;
+    store
+}
+
+/// The store of a binary file whose header is valid (section checksums are the caller's business).
+fn read_sections(file: &BinaryFile) -> StoreResult<VectorStore> {
     let h = &file.header;
     let rows = h.rows as usize;
     let dim = h.dim as usize;
+    let section_at = |id: SectionId| h.section(id).offset;
+    let text = |section: SectionId, at: usize, len: usize| Text::Mapped {
+        at: section_at(section) + at as u64,
+        // Entries are at most u32::MAX bytes long (their length field is a u32).
+        len: len as u32,
+    };
 
-    let mut norms = file.reader(SectionId::Norms);
+    // One sequential pass over ids and norms: the ids stay in the file (bounds and UTF-8 checked).
     let mut ids = file.reader(SectionId::Ids);
-    let mut metas = Vec::with_capacity(rows);
-    let mut index = HashMap::with_capacity(rows);
-    for r in 0..rows {
-        let id = ids.str()?;
-        let norm = norms.f64()?;
-        if index.insert(id.to_owned(), r as u32).is_some() {
-            return Err(ids.error(&format!("node id {id:?} appears twice")));
-        }
+    let ids_ascii = file.section_bytes(SectionId::Ids).is_ascii();
+    let mut metas = RowMeta::vec_with_capacity(rows)
+        .ok_or_else(|| file.corrupt(format!("{rows} rows: not enough memory for the row table")))?;
+    for norm in file.section_bytes(SectionId::Norms).chunks_exact(8) {
+        let (at, len) = ids.text_at(ids_ascii)?;
         metas.push(RowMeta {
-            id: id.to_owned(),
+            id: text(SectionId::Ids, at, len),
             ref_doc: None,
             metadata: None,
-            norm,
+            norm: f64::from_le_bytes(norm.try_into().expect("8 bytes")),
             alive: true,
         });
     }
     ids.finish()?;
-    norms.finish()?;
 
     let storage = if rows == 0 {
         None
     } else {
-        let offset = h.section(SectionId::Vectors).offset as usize;
+        let offset = section_at(SectionId::Vectors) as usize;
         let mapped = MappedRows::new(file.map.clone(), offset, rows, dim)
             .ok_or_else(|| file.corrupt("the vectors section cannot be mapped in place".into()))?;
         Some(RowStorage::Mapped(mapped))
     };
-    let mut store = VectorStore::from_loaded_rows((rows > 0).then_some(dim), storage, metas, index);
-
-    let entry_id = |r: &mut binary::SectionReader<'_>, store: &VectorStore| -> StoreResult<String> {
-        match r.u32()? {
-            u32::MAX => Ok(r.str()?.to_owned()),
-            k if (k as usize) < rows => Ok(store.rows[k as usize].id.clone()),
-            k => Err(r.error(&format!("entry refers to row {k}, the file has {rows} rows"))),
-        }
+    let loaded = LoadedFile {
+        map: file.map.clone(),
+        path: file.path.clone(),
     };
+    let mut store = VectorStore::from_loaded_rows((rows > 0).then_some(dim), storage, metas, Some(Arc::new(loaded)));
+    // The id index is built on first need, not here: a query never needs it. Repeated ids (only a
+    // crafted file has them: the ids section's CRC is checked) are found by `verify` / `check_loaded`.
+
+    // Entries keep their file order as their dict order: entry i gets sequence number i + 1 (entries
+    // without an embedding go through the setters, which number them the same way).
+    let mut seq = 0u64;
     let mut refs = file.reader(SectionId::RefDocs);
+    let refs_ascii = file.section_bytes(SectionId::RefDocs).is_ascii();
     for _ in 0..h.section(SectionId::RefDocs).count {
-        let id = entry_id(&mut refs, &store)?;
-        let ref_doc_id = refs.str()?.to_owned();
-        store.set_ref_doc_id(&id, Some(ref_doc_id));
+        seq += 1;
+        match refs.u32()? {
+            u32::MAX => {
+                let id = refs.str()?.to_owned();
+                let ref_doc_id = refs.str()?.to_owned();
+                store.next_seq = seq - 1;
+                store.set_ref_doc_id(&id, Some(ref_doc_id));
+            }
+            k if (k as usize) < rows => {
+                let (at, len) = refs.text_at(refs_ascii)?;
+                let t = text(SectionId::RefDocs, at, len);
+                match &mut store.rows[k as usize].ref_doc {
+                    Some(e) => e.1 = t, // a repeated key replaces the value, keeps the position
+                    e @ None => {
+                        *e = Some((seq, t));
+                        store.ref_rows += 1;
+                    }
+                }
+            }
+            k => return Err(refs.error(&format!("entry refers to row {k}, the file has {rows} rows"))),
+        }
     }
     refs.finish()?;
     let mut meta = file.reader(SectionId::Metadata);
     for _ in 0..h.section(SectionId::Metadata).count {
-        let id = entry_id(&mut meta, &store)?;
-        let text = meta.bytes()?;
-        let value = json::parse(text, &format!("{} (metadata of {id:?})", file.path))?;
-        store.set_metadata(&id, Some(value));
+        seq += 1;
+        match meta.u32()? {
+            u32::MAX => {
+                let id = meta.str()?.to_owned();
+                let value = json::parse(meta.bytes()?, &format!("{} (metadata of {id:?})", file.path))?;
+                store.next_seq = seq - 1;
+                store.set_metadata(&id, Some(value));
+            }
+            // The value stays JSON text in the file until something needs it (its CRC is checked).
+            k if (k as usize) < rows => {
+                let (at, b) = meta.bytes_at()?;
+                let m = Meta::Mapped {
+                    at: section_at(SectionId::Metadata) + at as u64,
+                    len: b.len() as u32,
+                    parsed: OnceLock::new(),
+                };
+                match &mut store.rows[k as usize].metadata {
+                    Some(e) => e.1 = m,
+                    e @ None => {
+                        *e = Some((seq, m));
+                        store.meta_rows += 1;
+                    }
+                }
+            }
+            k => return Err(meta.error(&format!("entry refers to row {k}, the file has {rows} rows"))),
+        }
     }
     meta.finish()?;
+    store.next_seq = store.next_seq.max(seq);
     Ok(store)
 }
 
@@ -405,7 +468,7 @@ pub fn verify_binary(path: &Path, json_path: Option<&Path>) -> (Vec<String>, Vec
     if let Err(e) = file.check_crc(SectionId::Vectors) {
         problems.push(e.to_string());
     }
-    match load_binary_file(&file) {
+    match load_binary_file(&file).and_then(|store| store.check_loaded().map(|()| store)) {
         Ok(store) => notes.push(format!(
             "{} rows of dimension {}",
             store.len(),
@@ -464,7 +527,7 @@ mod tests {
 
     /// Everything observable: rows with vectors, both dicts in order.
     fn snapshot(s: &VectorStore) -> String {
-        String::from_utf8(json_format::to_json(s)).unwrap()
+        String::from_utf8(json_format::to_json(s).unwrap()).unwrap()
     }
 
     fn round_trip(s: &VectorStore, tag: &str) -> VectorStore {
@@ -516,7 +579,7 @@ mod tests {
         let dim = 33;
         let s = sample(50, dim);
         let mut mapped = round_trip(&s, "mutable");
-        let mut owned = json_format::from_json(json_format::to_json(&s).as_slice(), "x").unwrap();
+        let mut owned = json_format::from_json(json_format::to_json(&s).unwrap().as_slice(), "x").unwrap();
         let v: Vec<f32> = (0..dim).map(|i| i as f32).collect();
         for store in [&mut mapped, &mut owned] {
             // replace a mapped row, add tail rows, delete some
@@ -574,7 +637,7 @@ mod tests {
         let s = sample(5, 4);
         persist_files(&s, &json_path, PersistFormat::Both).unwrap();
         let other = sample(3, 4);
-        fs::write(&json_path, json_format::to_json(&other)).unwrap(); // another tool rewrites it
+        fs::write(&json_path, json_format::to_json(&other).unwrap()).unwrap(); // another tool rewrites it
         let loaded = load_files(&json_path).unwrap();
         assert_eq!(loaded.source, json_path);
         assert!(loaded.binary_skipped.unwrap().contains("rewritten"));
@@ -651,6 +714,253 @@ mod tests {
             let loaded = snapshot(&load_files(&json_path).unwrap().store);
             assert!(loaded == snapshot(&old) || loaded == snapshot(&sample(6, 4)));
             persist_files(&old, &json_path, PersistFormat::Both).unwrap();
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    // ---------- the mapped representation against the owned one ----------
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Add(u8, Option<u8>, Option<i64>, i8),
+        Remove(u8),
+        DeleteRef(u8),
+        SetRef(u8, Option<u8>),
+        SetMeta(u8, Option<i64>),
+        DeleteNodes(Vec<u8>),
+        DeleteWhere(i64),
+    }
+
+    fn op_strategy() -> impl Strategy<Value = Op> {
+        let id = 0u8..16;
+        let doc = 0u8..3;
+        prop_oneof![
+            4 => (id.clone(), proptest::option::of(doc.clone()), proptest::option::of(0i64..4), -3i8..3)
+                .prop_map(|(a, b, c, d)| Op::Add(a, b, c, d)),
+            2 => id.clone().prop_map(Op::Remove),
+            1 => doc.clone().prop_map(Op::DeleteRef),
+            1 => (id.clone(), proptest::option::of(doc)).prop_map(|(a, b)| Op::SetRef(a, b)),
+            1 => (id.clone(), proptest::option::of(0i64..4)).prop_map(|(a, b)| Op::SetMeta(a, b)),
+            1 => proptest::collection::vec(id, 0..6).prop_map(Op::DeleteNodes),
+            1 => (0i64..4).prop_map(Op::DeleteWhere),
+        ]
+    }
+
+    fn m_is(m: i64) -> crate::vectors::Filters {
+        use crate::vectors::{FilterNode, FilterOperator, Filters, MetadataFilter};
+        Filters {
+            filters: vec![FilterNode::Filter(MetadataFilter {
+                key: "m".into(),
+                value: Value::Int(m),
+                operator: FilterOperator::Eq,
+            })],
+            ..Filters::default()
+        }
+    }
+
+    fn apply(s: &mut VectorStore, op: &Op) -> Result<(), String> {
+        let meta = |m: i64| {
+            let mut o = Object::new();
+            o.insert(JStr::new("m"), Value::Int(m));
+            Value::Object(o)
+        };
+        match op {
+            Op::Add(i, r, m, x) => s
+                .add(
+                    vec![NewRow {
+                        id: format!("n{i}"),
+                        ref_doc_id: r.map(|d| format!("d{d}")),
+                        metadata: m.map(meta),
+                    }],
+                    &[f32::from(*x), 1.0, 0.5],
+                    3,
+                )
+                .map_err(|e| e.to_string()),
+            Op::Remove(i) => {
+                s.remove(&format!("n{i}"));
+                Ok(())
+            }
+            Op::DeleteRef(d) => {
+                s.delete_ref_doc(&format!("d{d}"));
+                Ok(())
+            }
+            Op::SetRef(i, r) => {
+                s.set_ref_doc_id(&format!("n{i}"), r.map(|d| format!("d{d}")));
+                Ok(())
+            }
+            Op::SetMeta(i, m) => {
+                s.set_metadata(&format!("n{i}"), m.map(meta));
+                Ok(())
+            }
+            Op::DeleteNodes(list) => {
+                let set = list.iter().map(|i| format!("n{i}")).collect();
+                s.delete_nodes(Some(&set), None).map_err(|e| e.to_string())
+            }
+            Op::DeleteWhere(m) => s.delete_nodes(None, Some(&m_is(*m))).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Everything a caller can observe, as text: both dicts and the rows (the JSON file), lookups by
+    /// id, filtered and unfiltered queries (or their errors).
+    fn observe(s: &VectorStore) -> String {
+        let mut out = snapshot(s);
+        for i in 0..16 {
+            let id = format!("n{i}");
+            out += &format!(
+                "\n{id}: {:?} {} {:?} {:?}",
+                s.get(&id),
+                s.contains(&id),
+                s.get_ref_doc_id(&id),
+                s.get_metadata(&id).map(|m| m.cloned())
+            );
+        }
+        let e = [0.3, -1.0, 2.0];
+        for filters in [None, Some(m_is(1)), Some(m_is(2))] {
+            let query = Query {
+                embedding: &e,
+                top_k: Some(5),
+                node_ids: None,
+                filters: filters.as_ref(),
+                mode: QueryMode::Default,
+            };
+            out += &format!("\n{:?}", s.query(&query).map_err(|e| e.to_string()));
+        }
+        out
+    }
+
+    fn persisted(s: &VectorStore, dir: &Path) -> (Vec<u8>, Vec<u8>) {
+        let json_path = dir.join("default__vector_store.json");
+        persist_files(s, &json_path, PersistFormat::Both).unwrap();
+        let mut bin = fs::read(binary_path_for(&json_path)).unwrap();
+        // Bytes 56..80 and 240..256 record the JSON file's times (and the header CRC over them).
+        bin[56..80].fill(0);
+        bin[240..256].fill(0);
+        (fs::read(&json_path).unwrap(), bin)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// A store loaded from a binary file (ids, ref-doc ids and metadata left in the map) behaves
+        /// exactly like the same store held in owned memory, through any later operations, and
+        /// persists to the same bytes in both formats.
+        #[test]
+        fn mapped_rows_behave_like_owned_rows(
+            before in proptest::collection::vec(op_strategy(), 0..30),
+            after in proptest::collection::vec(op_strategy(), 0..30),
+        ) {
+            let mut owned = VectorStore::new();
+            for op in &before {
+                let _ = apply(&mut owned, op);
+            }
+            let dir = scratch("diff");
+            let json_path = dir.join("default__vector_store.json");
+            persist_files(&owned, &json_path, PersistFormat::Binary).unwrap();
+            let mut mapped = load_files(&json_path).unwrap().store;
+            prop_assert_eq!(mapped.memory_mapped(), !owned.is_empty());
+            let mut owned = json_format::from_json(&json_format::to_json(&owned).unwrap(), "owned").unwrap();
+            prop_assert_eq!(observe(&mapped), observe(&owned));
+            for op in &after {
+                prop_assert_eq!(apply(&mut mapped, op), apply(&mut owned, op), "{:?}", op);
+                prop_assert_eq!(observe(&mapped), observe(&owned), "after {:?}", op);
+            }
+            let (a, b) = (dir.join("a"), dir.join("b"));
+            fs::create_dir_all(&a).unwrap();
+            fs::create_dir_all(&b).unwrap();
+            prop_assert!(persisted(&mapped, &a) == persisted(&owned, &b), "persisted bytes differ");
+            fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
+    /// Writes `s` as a binary file, lets `damage` edit the bytes, recomputes every checksum (a crafted
+    /// file, not a damaged one) and loads it.
+    fn crafted(
+        s: &VectorStore,
+        tag: &str,
+        damage: impl Fn(&mut Vec<u8>, &BinaryFile),
+    ) -> (PathBuf, StoreResult<VectorStore>) {
+        let dir = scratch(tag);
+        let json_path = dir.join("v.json");
+        persist_files(s, &json_path, PersistFormat::Binary).unwrap();
+        let bin = binary_path_for(&json_path);
+        let mut bytes = fs::read(&bin).unwrap();
+        damage(&mut bytes, &BinaryFile::open(&bin).unwrap());
+        crate::fuzz_checks::fix_binary_checksums(&mut bytes);
+        fs::write(&bin, &bytes).unwrap();
+        (bin.clone(), load_binary(&bin))
+    }
+
+    #[test]
+    fn checks_left_to_first_use_are_errors_there_and_in_verify() {
+        // Repeated id: the index keeps the first row; verify and check_loaded name the id.
+        let s = sample(3, 4); // ids id0, id1, id2: same length
+        let (bin, loaded) = crafted(&s, "dup", |b, f| {
+            let at = f.header.section(SectionId::Ids).offset as usize;
+            // second id (after a 4-byte length and "id0" and another length) becomes "id0"
+            b[at + 4 + 3 + 4 + 2] = b'0';
+        });
+        let loaded = loaded.unwrap();
+        assert_eq!(loaded.len(), 3);
+        assert!(loaded
+            .check_loaded()
+            .unwrap_err()
+            .to_string()
+            .contains("\"id0\" appears twice"));
+        let (problems, _) = verify_binary(&bin, None);
+        assert!(problems.iter().any(|p| p.contains("appears twice")), "{problems:?}");
+        assert_eq!(loaded.get("id0"), Some(loaded.row_embedding(0)));
+        fs::remove_dir_all(bin.parent().unwrap()).unwrap();
+
+        // Metadata text that is not JSON: get_metadata, filters, to_json and persists fail cleanly.
+        let (bin, loaded) = crafted(&s, "badmeta", |b, f| {
+            let at = f.header.section(SectionId::Metadata).offset as usize;
+            b[at + 8] = b'?'; // first value's first byte ('{')
+        });
+        let loaded = loaded.unwrap();
+        let err = loaded.get_metadata("id0").unwrap_err().to_string();
+        assert!(err.contains("metadata of \"id0\""), "{err}");
+        assert!(loaded.get_metadata("id1").unwrap().is_some());
+        let e = [1.0; 4];
+        let query = Query {
+            embedding: &e,
+            top_k: Some(2),
+            node_ids: None,
+            filters: Some(&m_is(1)),
+            mode: QueryMode::Default,
+        };
+        assert!(loaded.query(&query).is_err());
+        assert!(json_format::to_json(&loaded).is_err());
+        let out = bin.with_file_name("again.json");
+        assert!(persist_files(&loaded, &out, PersistFormat::Both).is_err());
+        assert!(!out.exists() && !binary_path_for(&out).exists());
+        let (problems, _) = verify_binary(&bin, None);
+        assert!(problems.iter().any(|p| p.contains("metadata of")), "{problems:?}");
+        fs::remove_dir_all(bin.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn damaged_sections_are_load_errors_naming_the_section() {
+        let s = sample(6, 5);
+        let dir = scratch("sections");
+        let json_path = dir.join("v.json");
+        persist_files(&s, &json_path, PersistFormat::Binary).unwrap();
+        let bin = binary_path_for(&json_path);
+        let clean = fs::read(&bin).unwrap();
+        let header = BinaryFile::open(&bin).unwrap().header;
+        for id in [
+            SectionId::Norms,
+            SectionId::Ids,
+            SectionId::RefDocs,
+            SectionId::Metadata,
+        ] {
+            let mut bytes = clean.clone();
+            bytes[header.section(id).offset as usize + 6] ^= 0x20;
+            fs::write(&bin, &bytes).unwrap();
+            let err = load_binary(&bin).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("section {} checksum mismatch", id.name())),
+                "{err}"
+            );
         }
         fs::remove_dir_all(dir).unwrap();
     }

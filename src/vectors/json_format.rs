@@ -19,14 +19,14 @@ use crate::json::{self, ChunkedReader, JStr, Value};
 /// Rows per parallel formatting task.
 const ROWS_PER_TASK: usize = 256;
 
-pub fn to_json(store: &VectorStore) -> Vec<u8> {
+/// The JSON file in memory (an error only if metadata text of a loaded binary file does not parse).
+pub fn to_json(store: &VectorStore) -> StoreResult<Vec<u8>> {
     let mut out = Vec::new();
-    let res: StoreResult<()> = write_json(store, |piece| {
+    write_json(store, |piece| {
         out.extend_from_slice(piece);
         Ok(())
-    });
-    debug_assert!(res.is_ok(), "an in-memory sink cannot fail");
-    out
+    })?;
+    Ok(out)
 }
 
 /// About this many bytes of JSON are formatted per group while the previous group is being written.
@@ -36,6 +36,8 @@ const GROUP_BYTES: usize = 16 << 20;
 /// each group is formatted while `sink` consumes the previous one, so formatting and writing overlap
 /// and no file-sized buffer is built.
 pub fn write_json(store: &VectorStore, mut sink: impl FnMut(&[u8]) -> StoreResult<()> + Send) -> StoreResult<()> {
+    // Metadata still held as text of a loaded file is parsed (checked) before anything is written.
+    store.parse_all_metadata()?;
     let rows: Vec<RowRef<'_>> = store.rows().collect();
     let dim = store.dim().unwrap_or(0);
     let rows_per_group = (GROUP_BYTES / (dim * 22 + 64)).max(ROWS_PER_TASK);
@@ -65,7 +67,7 @@ pub fn write_json(store: &VectorStore, mut sink: impl FnMut(&[u8]) -> StoreResul
         json::write_str_utf8(&mut out, ref_doc_id);
     }
     out.extend_from_slice(b"}, \"metadata_dict\": {");
-    for (i, (id, metadata)) in store.metadata_entries().enumerate() {
+    for (i, (id, metadata)) in store.metadata_entries()?.enumerate() {
         if i > 0 {
             out.extend_from_slice(b", ");
         }

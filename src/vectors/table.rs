@@ -11,13 +11,23 @@
 //!   existing entry keeps its sequence number (its position), deleting it forgets it.
 //! - Embeddings are validated on the way in: one dimension per store (fixed by the first add while the
 //!   store is empty), finite components only.
+//!
+//! Loaded rows stay in the binary file: an id or ref-doc id is a `Text` (an owned string, or a slice
+//! of the mapped file that the loader checked for bounds and UTF-8), a metadata value is a `Meta`
+//! (a parsed `Value`, or the JSON text in the file, parsed on first use and cached). The id -> row
+//! index is built on first need (a `get`, an add, a delete by id), not by the load: a query never
+//! needs it. So a load costs a sequential pass over the ids, not a string and a hash insert per row.
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use hashbrown::HashTable;
+use memmap2::Mmap;
 
 use super::kernels::norm_f32;
 use super::rows::RowStorage;
 use crate::error::{StoreError, StoreResult};
-use crate::json::Value;
+use crate::json::{self, Value};
 
 /// One row to add: the vector comes separately (row-major block).
 #[derive(Clone, Debug, PartialEq)]
@@ -33,16 +43,119 @@ pub struct RowRef<'a> {
     pub id: &'a str,
     pub embedding: &'a [f32],
     pub ref_doc_id: Option<&'a str>,
-    pub metadata: Option<&'a Value>,
+}
+
+/// A string of the table: owned, or `len` bytes at `at` in the loaded file (`VectorStore::file`),
+/// which the loader checked for bounds and UTF-8.
+#[derive(Clone, Debug)]
+pub(super) enum Text {
+    Owned(Box<str>),
+    Mapped { at: u64, len: u32 },
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Self {
+        Text::Owned(s.into_boxed_str())
+    }
+}
+
+/// A metadata value: parsed, or JSON text in the loaded file (checked for bounds, not yet parsed)
+/// with the value once some caller needed it.
+#[derive(Clone, Debug)]
+pub(super) enum Meta {
+    Parsed(Value),
+    /// The cache is boxed to keep the row table small (a load writes one entry per row).
+    Mapped {
+        at: u64,
+        len: u32,
+        parsed: OnceLock<Box<Value>>,
+    },
+}
+
+/// The binary file rows were loaded from: strings and metadata text of loaded rows point into it.
+#[derive(Debug)]
+pub(super) struct LoadedFile {
+    pub(super) map: Arc<Mmap>,
+    pub(super) path: String,
 }
 
 #[derive(Clone, Debug)]
 pub(super) struct RowMeta {
-    pub(super) id: String,
-    pub(super) ref_doc: Option<(u64, String)>,
-    pub(super) metadata: Option<(u64, Value)>,
+    pub(super) id: Text,
+    pub(super) ref_doc: Option<(u64, Text)>,
+    pub(super) metadata: Option<(u64, Meta)>,
     pub(super) norm: f64,
     pub(super) alive: bool,
+}
+
+#[cfg(test)]
+#[test]
+fn row_table_entries_stay_small() {
+    // A binary load writes one per row: 1M rows of 136 bytes cost ~30 ms of page faults and zeroing.
+    assert!(
+        std::mem::size_of::<RowMeta>() <= 120,
+        "{}",
+        std::mem::size_of::<RowMeta>()
+    );
+}
+
+impl RowMeta {
+    /// An empty vector for `n` rows (`None` if that much memory cannot be had: a damaged row count
+    /// must be an error, not an abort). A large one is backed by transparent huge pages where the
+    /// kernel offers them on request (Linux `madvise` mode): filling a million rows touches ~110 MB
+    /// of fresh memory, and 4 KiB page faults were half the cost of a binary load.
+    pub(super) fn vec_with_capacity(n: usize) -> Option<Vec<RowMeta>> {
+        let mut v: Vec<RowMeta> = Vec::new();
+        v.try_reserve_exact(n).ok()?;
+        #[cfg(target_os = "linux")]
+        {
+            const HUGE: usize = 2 << 20;
+            let start = (v.as_ptr() as usize).next_multiple_of(HUGE);
+            let end = (v.as_ptr() as usize + n * std::mem::size_of::<RowMeta>()) & !(HUGE - 1);
+            if end > start {
+                // SAFETY: the range lies inside the vector's own allocation (untouched so far); the
+                // advice only changes how the kernel backs it, never its contents. Failure is harmless.
+                unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+            }
+        }
+        Some(v)
+    }
+}
+
+/// id -> physical row of the live rows. The table holds row numbers only; the ids are the rows' own
+/// (hashed with FxHash: the ids come from the user's own files and calls, so hash flooding by an
+/// adversary is not a concern here, and SipHash would cost more than the rest of a load).
+#[derive(Clone, Debug, Default)]
+pub(super) struct IdIndex {
+    table: HashTable<u32>,
+}
+
+fn hash_id(id: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(id)
+}
+
+/// The bytes of `t` (`file` is the store's loaded file, present whenever a `Text::Mapped` exists). The
+/// index hashes and compares these: no UTF-8 check per probe.
+#[inline]
+fn id_bytes<'a>(file: Option<&'a LoadedFile>, t: &'a Text) -> &'a [u8] {
+    match t {
+        Text::Owned(s) => s.as_bytes(),
+        Text::Mapped { at, len } => file
+            .and_then(|f| f.map.get(*at as usize..*at as usize + *len as usize))
+            .unwrap_or_default(),
+    }
+}
+
+/// The text of `t`. The loader checked bounds and UTF-8 of mapped strings; the map is read-only and
+/// never written in place, so the fallback ("") is reached only if another program rewrites the file
+/// under the mapping.
+#[inline]
+fn resolve<'a>(file: Option<&'a LoadedFile>, t: &'a Text) -> &'a str {
+    match t {
+        Text::Owned(s) => s,
+        Text::Mapped { .. } => std::str::from_utf8(id_bytes(file, t)).unwrap_or(""),
+    }
 }
 
 /// The pure-Rust core of `RustVectorStore`.
@@ -51,18 +164,65 @@ pub struct VectorStore {
     pub(super) dim: Option<usize>,
     pub(super) storage: Option<RowStorage>,
     pub(super) rows: Vec<RowMeta>,
-    pub(super) index: HashMap<String, u32>,
+    /// Built on first need (`index` / `index_mut`), not by a binary load.
+    index: OnceLock<IdIndex>,
+    pub(super) file: Option<Arc<LoadedFile>>,
     pub(super) live: usize,
     /// Live rows that have a metadata entry (for `metadata_len` without a scan).
-    meta_rows: usize,
-    ref_rows: usize,
+    pub(super) meta_rows: usize,
+    pub(super) ref_rows: usize,
     orphan_refs: HashMap<String, (u64, String)>,
-    orphan_meta: HashMap<String, (u64, Value)>,
-    next_seq: u64,
+    orphan_meta: HashMap<String, (u64, Meta)>,
+    pub(super) next_seq: u64,
 }
 
 fn invalid(msg: String) -> StoreError {
     StoreError::InvalidValue(msg)
+}
+
+impl IdIndex {
+    /// The index of the live rows, and the first row whose id repeats an earlier row's (left out).
+    fn build(rows: &[RowMeta], file: Option<&LoadedFile>) -> (IdIndex, Option<u32>) {
+        let mut table = HashTable::with_capacity(rows.len());
+        let mut duplicate = None;
+        let id_of = |o: u32| id_bytes(file, &rows[o as usize].id);
+        for (r, m) in rows.iter().enumerate().filter(|(_, m)| m.alive) {
+            let id = id_bytes(file, &m.id);
+            match table.entry(hash_id(id), |&o| id_of(o) == id, |&o| hash_id(id_of(o))) {
+                hashbrown::hash_table::Entry::Occupied(_) => {
+                    duplicate = duplicate.or(Some(r as u32));
+                }
+                hashbrown::hash_table::Entry::Vacant(v) => {
+                    v.insert(r as u32);
+                }
+            }
+        }
+        (IdIndex { table }, duplicate)
+    }
+
+    fn get(&self, rows: &[RowMeta], file: Option<&LoadedFile>, id: &str) -> Option<u32> {
+        let id = id.as_bytes();
+        self.table
+            .find(hash_id(id), |&r| id_bytes(file, &rows[r as usize].id) == id)
+            .copied()
+    }
+
+    /// Adds row `r` (whose id is not in the index).
+    fn insert(&mut self, rows: &[RowMeta], file: Option<&LoadedFile>, r: u32) {
+        let h = hash_id(id_bytes(file, &rows[r as usize].id));
+        self.table
+            .insert_unique(h, r, |&o| hash_id(id_bytes(file, &rows[o as usize].id)));
+    }
+
+    fn remove(&mut self, rows: &[RowMeta], file: Option<&LoadedFile>, id: &str) {
+        let id = id.as_bytes();
+        if let Ok(e) = self
+            .table
+            .find_entry(hash_id(id), |&r| id_bytes(file, &rows[r as usize].id) == id)
+        {
+            e.remove();
+        }
+    }
 }
 
 impl VectorStore {
@@ -70,22 +230,89 @@ impl VectorStore {
         Self::default()
     }
 
-    /// A store of `rows` (live, in order, ids unique: checked by the caller) over existing row storage,
-    /// with no ref-doc or metadata entries yet: the binary loader's constructor.
+    /// A store of `rows` (live, in order) over existing row storage, strings in `file`: the binary
+    /// loader's constructor. Ids should be unique: `check_loaded` finds out.
     pub(super) fn from_loaded_rows(
         dim: Option<usize>,
         storage: Option<RowStorage>,
         rows: Vec<RowMeta>,
-        index: HashMap<String, u32>,
+        file: Option<Arc<LoadedFile>>,
     ) -> Self {
         VectorStore {
             dim,
             storage,
             live: rows.len(),
             rows,
-            index,
+            file,
             ..Self::default()
         }
+    }
+
+    /// The checks a binary load leaves to first use: ids are unique (the index keeps the first row of
+    /// a repeated id) and every metadata text of the file parses. `verify` runs them.
+    pub fn check_loaded(&self) -> StoreResult<()> {
+        if let (Some(file), (_, Some(r))) = (self.file.as_deref(), IdIndex::build(&self.rows, self.file.as_deref())) {
+            return Err(StoreError::Corrupt {
+                path: file.path.clone(),
+                message: format!("section ids: node id {:?} appears twice", self.row_id(r)),
+            });
+        }
+        self.parse_all_metadata()
+    }
+
+    fn index(&self) -> &IdIndex {
+        // Ids are unique (loads check it, adds keep it); were a repeat to slip through, the first row
+        // with the id would win.
+        self.index
+            .get_or_init(|| IdIndex::build(&self.rows, self.file.as_deref()).0)
+    }
+
+    fn lookup(&self, id: &str) -> Option<u32> {
+        self.index().get(&self.rows, self.file.as_deref(), id)
+    }
+
+    /// The index and the rows it refers to, for changes.
+    fn index_mut(&mut self) -> (&mut IdIndex, &[RowMeta], Option<&LoadedFile>) {
+        self.index();
+        let index = self.index.get_mut().expect("initialised just above");
+        (index, &self.rows, self.file.as_deref())
+    }
+
+    #[inline]
+    fn text<'a>(&'a self, t: &'a Text) -> &'a str {
+        resolve(self.file.as_deref(), t)
+    }
+
+    /// A metadata value, parsed from the file on first use (`Json` error if the file's text is bad).
+    pub(super) fn meta_value<'a>(&'a self, id: &str, m: &'a Meta) -> StoreResult<&'a Value> {
+        match m {
+            Meta::Parsed(v) => Ok(v),
+            Meta::Mapped { at, len, parsed } => {
+                if let Some(v) = parsed.get() {
+                    return Ok(&**v);
+                }
+                let file = self.file.as_deref();
+                let bytes = file
+                    .and_then(|f| f.map.get(*at as usize..*at as usize + *len as usize))
+                    .unwrap_or_default();
+                let path = file.map_or("", |f| f.path.as_str());
+                let value = json::parse(bytes, &format!("{path} (metadata of {id:?})"))?;
+                Ok(&**parsed.get_or_init(|| Box::new(value)))
+            }
+        }
+    }
+
+    /// Parses every metadata value of the file that is not parsed yet (the first error, if any).
+    pub fn parse_all_metadata(&self) -> StoreResult<()> {
+        for m in self.rows.iter().filter(|m| m.alive) {
+            if let Some((_, md)) = &m.metadata {
+                self.meta_value(self.text(&m.id), md)?;
+            }
+        }
+        for (k, e) in &self.orphan_meta {
+            self.meta_value(k, &e.1)?;
+        }
+        Ok(())
     }
 
     /// True when rows are used in place from a memory-mapped binary file.
@@ -170,20 +397,25 @@ impl VectorStore {
             // Empty store (possibly with tombstones): start a fresh block with the new dimension.
             self.storage = None;
             self.rows.clear();
-            self.index.clear();
+            self.index = OnceLock::from(IdIndex::default());
             self.dim = Some(dim);
         }
         let storage = self.storage.get_or_insert_with(|| RowStorage::new(dim));
         storage.reserve(rows.len());
+        self.rows.reserve(rows.len());
 
         for (new, v) in rows.into_iter().zip(embeddings.chunks_exact(dim)) {
             let norm = norm_f32(v);
-            if let Some(&r) = self.index.get(&new.id) {
+            if let Some(r) = self.lookup(&new.id) {
                 self.storage.as_mut().expect("storage exists").overwrite(r, v);
                 let seq_ref = self.rows[r as usize].ref_doc.as_ref().map(|e| e.0);
                 let seq_meta = self.rows[r as usize].metadata.as_ref().map(|e| e.0);
-                let ref_doc = new.ref_doc_id.map(|s| (seq_ref.unwrap_or_else(|| self.seq()), s));
-                let metadata = new.metadata.map(|m| (seq_meta.unwrap_or_else(|| self.seq()), m));
+                let ref_doc = new
+                    .ref_doc_id
+                    .map(|s| (seq_ref.unwrap_or_else(|| self.seq()), Text::from(s)));
+                let metadata = new
+                    .metadata
+                    .map(|m| (seq_meta.unwrap_or_else(|| self.seq()), Meta::Parsed(m)));
                 let meta = &mut self.rows[r as usize];
                 self.ref_rows = self.ref_rows + usize::from(ref_doc.is_some()) - usize::from(meta.ref_doc.is_some());
                 self.meta_rows =
@@ -194,19 +426,24 @@ impl VectorStore {
             } else {
                 let seq_ref = self.orphan_refs.remove(&new.id).map(|e| e.0);
                 let seq_meta = self.orphan_meta.remove(&new.id).map(|e| e.0);
-                let ref_doc = new.ref_doc_id.map(|s| (seq_ref.unwrap_or_else(|| self.seq()), s));
-                let metadata = new.metadata.map(|m| (seq_meta.unwrap_or_else(|| self.seq()), m));
+                let ref_doc = new
+                    .ref_doc_id
+                    .map(|s| (seq_ref.unwrap_or_else(|| self.seq()), Text::from(s)));
+                let metadata = new
+                    .metadata
+                    .map(|m| (seq_meta.unwrap_or_else(|| self.seq()), Meta::Parsed(m)));
                 self.ref_rows += usize::from(ref_doc.is_some());
                 self.meta_rows += usize::from(metadata.is_some());
                 let r = self.storage.as_mut().expect("storage exists").push(v);
-                self.index.insert(new.id.clone(), r);
                 self.rows.push(RowMeta {
-                    id: new.id,
+                    id: Text::from(new.id),
                     ref_doc,
                     metadata,
                     norm,
                     alive: true,
                 });
+                let (index, rows, file) = self.index_mut();
+                index.insert(rows, file, r);
                 self.live += 1;
             }
         }
@@ -215,29 +452,31 @@ impl VectorStore {
 
     /// The stored vector of a live row.
     pub fn get(&self, id: &str) -> Option<&[f32]> {
-        let r = *self.index.get(id)?;
+        let r = self.lookup(id)?;
         Some(self.row_embedding(r))
     }
 
     pub fn contains(&self, id: &str) -> bool {
-        self.index.contains_key(id)
+        self.lookup(id).is_some()
     }
 
     /// Kills row `r`; with `keep_entries` its ref / metadata entries become orphans (same positions).
     fn kill(&mut self, r: u32, keep_entries: bool) {
+        let id = self.row_id(r).to_owned();
+        let (index, rows, file) = self.index_mut();
+        index.remove(rows, file, &id);
         let meta = &mut self.rows[r as usize];
         debug_assert!(meta.alive);
         meta.alive = false;
         self.live -= 1;
         let ref_doc = meta.ref_doc.take();
         let metadata = meta.metadata.take();
-        let id = meta.id.clone();
-        self.index.remove(&id);
         self.ref_rows -= usize::from(ref_doc.is_some());
         self.meta_rows -= usize::from(metadata.is_some());
         if keep_entries {
-            if let Some(e) = ref_doc {
-                self.orphan_refs.insert(id.clone(), e);
+            if let Some((seq, t)) = ref_doc {
+                let text = self.text(&t).to_owned();
+                self.orphan_refs.insert(id.clone(), (seq, text));
             }
             if let Some(e) = metadata {
                 self.orphan_meta.insert(id, e);
@@ -253,7 +492,7 @@ impl VectorStore {
         }
         if self.live == 0 {
             self.rows.clear();
-            self.index.clear();
+            self.index = OnceLock::from(IdIndex::default());
             if let Some(d) = self.dim {
                 self.storage = Some(RowStorage::new(d));
             }
@@ -264,10 +503,8 @@ impl VectorStore {
             s.retain(&keep);
         }
         self.rows.retain(|m| m.alive);
-        self.index.clear();
-        for (i, m) in self.rows.iter().enumerate() {
-            self.index.insert(m.id.clone(), i as u32);
-        }
+        // Rebuilt on next need (row numbers changed).
+        self.index = OnceLock::new();
     }
 
     /// `SimpleVectorStore.delete(ref_doc_id)`: every row (and orphan ref entry) whose ref-doc id equals
@@ -276,7 +513,7 @@ impl VectorStore {
         let doomed: Vec<u32> = (0..self.rows.len() as u32)
             .filter(|&r| {
                 let m = &self.rows[r as usize];
-                m.alive && m.ref_doc.as_ref().is_some_and(|e| e.1 == ref_doc_id)
+                m.alive && m.ref_doc.as_ref().is_some_and(|e| self.text(&e.1) == ref_doc_id)
             })
             .collect();
         for r in doomed {
@@ -328,15 +565,15 @@ impl VectorStore {
                 continue;
             }
             if let Some(ids) = node_ids {
-                if !ids.contains(&m.id) {
+                if !ids.contains(self.text(&m.id)) {
                     continue;
                 }
             }
             if let Some(f) = filters {
                 let Some((_, md)) = &m.metadata else {
-                    return Err(StoreError::KeyNotFound(m.id.clone()));
+                    return Err(StoreError::KeyNotFound(self.text(&m.id).to_owned()));
                 };
-                if !f.matches(md)? {
+                if !f.matches(self.meta_value(self.text(&m.id), md)?)? {
                     continue;
                 }
             }
@@ -347,7 +584,7 @@ impl VectorStore {
 
     /// `del embedding_dict[id]`: removes one row, keeping its ref-doc / metadata entries (as orphans).
     pub fn remove(&mut self, id: &str) -> bool {
-        let Some(&r) = self.index.get(id) else { return false };
+        let Some(r) = self.lookup(id) else { return false };
         self.kill(r, true);
         self.maybe_compact();
         true
@@ -365,10 +602,9 @@ impl VectorStore {
             .enumerate()
             .filter(|(_, m)| m.alive)
             .map(|(r, m)| RowRef {
-                id: &m.id,
+                id: self.text(&m.id),
                 embedding: self.row_embedding(r as u32),
-                ref_doc_id: m.ref_doc.as_ref().map(|e| e.1.as_str()),
-                metadata: m.metadata.as_ref().map(|e| &e.1),
+                ref_doc_id: m.ref_doc.as_ref().map(|e| self.text(&e.1)),
             })
     }
 
@@ -378,24 +614,41 @@ impl VectorStore {
             .rows
             .iter()
             .filter(|m| m.alive)
-            .filter_map(|m| m.ref_doc.as_ref().map(|e| (e.0, m.id.as_str(), e.1.as_str())))
+            .filter_map(|m| m.ref_doc.as_ref().map(|e| (e.0, self.text(&m.id), self.text(&e.1))))
             .chain(self.orphan_refs.iter().map(|(k, e)| (e.0, k.as_str(), e.1.as_str())))
             .collect();
-        v.sort_by_key(|e| e.0);
+        sort_by_seq(&mut v);
         v.into_iter().map(|e| (e.1, e.2))
     }
 
-    /// `metadata_dict.items()` in dict order.
-    pub fn metadata_entries(&self) -> impl Iterator<Item = (&str, &Value)> {
-        let mut v: Vec<(u64, &str, &Value)> = self
-            .rows
-            .iter()
-            .filter(|m| m.alive)
-            .filter_map(|m| m.metadata.as_ref().map(|e| (e.0, m.id.as_str(), &e.1)))
-            .chain(self.orphan_meta.iter().map(|(k, e)| (e.0, k.as_str(), &e.1)))
-            .collect();
-        v.sort_by_key(|e| e.0);
-        v.into_iter().map(|e| (e.1, e.2))
+    /// The metadata entries (id, value as stored) in dict order.
+    fn metadata_order(&self) -> Vec<(u64, &str, &Meta)> {
+        let mut v: Vec<(u64, &str, &Meta)> = Vec::with_capacity(self.metadata_len());
+        v.extend(
+            self.rows
+                .iter()
+                .filter(|m| m.alive)
+                .filter_map(|m| m.metadata.as_ref().map(|e| (e.0, self.text(&m.id), &e.1))),
+        );
+        v.extend(self.orphan_meta.iter().map(|(k, e)| (e.0, k.as_str(), &e.1)));
+        sort_by_seq(&mut v);
+        v
+    }
+
+    /// `metadata_dict.keys()` in dict order (nothing is parsed).
+    pub fn metadata_keys(&self) -> impl Iterator<Item = &str> {
+        self.metadata_order().into_iter().map(|e| e.1)
+    }
+
+    /// `metadata_dict.items()` in dict order; values stored as text in a loaded file are parsed here
+    /// (a `Json` error if one does not parse).
+    pub fn metadata_entries(&self) -> StoreResult<impl Iterator<Item = (&str, &Value)>> {
+        let entries = self
+            .metadata_order()
+            .into_iter()
+            .map(|(_, id, m)| Ok((id, self.meta_value(id, m)?)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(entries.into_iter())
     }
 
     /// `len(metadata_dict)`.
@@ -409,16 +662,20 @@ impl VectorStore {
     }
 
     pub fn get_ref_doc_id(&self, id: &str) -> Option<&str> {
-        match self.index.get(id) {
-            Some(&r) => self.rows[r as usize].ref_doc.as_ref().map(|e| e.1.as_str()),
+        match self.lookup(id) {
+            Some(r) => self.rows[r as usize].ref_doc.as_ref().map(|e| self.text(&e.1)),
             None => self.orphan_refs.get(id).map(|e| e.1.as_str()),
         }
     }
 
-    pub fn get_metadata(&self, id: &str) -> Option<&Value> {
-        match self.index.get(id) {
-            Some(&r) => self.rows[r as usize].metadata.as_ref().map(|e| &e.1),
-            None => self.orphan_meta.get(id).map(|e| &e.1),
+    /// `metadata_dict.get(id)` (a `Json` error if the value is text of a loaded file that does not parse).
+    pub fn get_metadata(&self, id: &str) -> StoreResult<Option<&Value>> {
+        match self.lookup(id) {
+            Some(r) => {
+                let m = &self.rows[r as usize];
+                m.metadata.as_ref().map(|e| self.meta_value(id, &e.1)).transpose()
+            }
+            None => self.orphan_meta.get(id).map(|e| self.meta_value(id, &e.1)).transpose(),
         }
     }
 
@@ -426,14 +683,14 @@ impl VectorStore {
     /// not `id` has an embedding.
     pub fn set_ref_doc_id(&mut self, id: &str, v: Option<String>) {
         let old_seq = self.get_ref_seq(id);
-        let entry = v.map(|s| (old_seq.unwrap_or_else(|| self.seq()), s));
-        match self.index.get(id) {
-            Some(&r) => {
+        match self.lookup(id) {
+            Some(r) => {
+                let entry = v.map(|s| (old_seq.unwrap_or_else(|| self.seq()), Text::from(s)));
                 let m = &mut self.rows[r as usize];
                 self.ref_rows = self.ref_rows + usize::from(entry.is_some()) - usize::from(m.ref_doc.is_some());
                 m.ref_doc = entry;
             }
-            None => match entry {
+            None => match v.map(|s| (old_seq.unwrap_or_else(|| self.seq()), s)) {
                 Some(e) => {
                     self.orphan_refs.insert(id.to_owned(), e);
                 }
@@ -447,14 +704,14 @@ impl VectorStore {
     /// `metadata_dict[id] = v` (`Some`) or `del metadata_dict[id]` (`None`).
     pub fn set_metadata(&mut self, id: &str, v: Option<Value>) {
         let old_seq = self.get_meta_seq(id);
-        let entry = v.map(|val| (old_seq.unwrap_or_else(|| self.seq()), val));
-        match self.index.get(id) {
-            Some(&r) => {
+        match self.lookup(id) {
+            Some(r) => {
+                let entry = v.map(|val| (old_seq.unwrap_or_else(|| self.seq()), Meta::Parsed(val)));
                 let m = &mut self.rows[r as usize];
                 self.meta_rows = self.meta_rows + usize::from(entry.is_some()) - usize::from(m.metadata.is_some());
                 m.metadata = entry;
             }
-            None => match entry {
+            None => match v.map(|val| (old_seq.unwrap_or_else(|| self.seq()), Meta::Parsed(val))) {
                 Some(e) => {
                     self.orphan_meta.insert(id.to_owned(), e);
                 }
@@ -466,22 +723,22 @@ impl VectorStore {
     }
 
     fn get_ref_seq(&self, id: &str) -> Option<u64> {
-        match self.index.get(id) {
-            Some(&r) => self.rows[r as usize].ref_doc.as_ref().map(|e| e.0),
+        match self.lookup(id) {
+            Some(r) => self.rows[r as usize].ref_doc.as_ref().map(|e| e.0),
             None => self.orphan_refs.get(id).map(|e| e.0),
         }
     }
 
     fn get_meta_seq(&self, id: &str) -> Option<u64> {
-        match self.index.get(id) {
-            Some(&r) => self.rows[r as usize].metadata.as_ref().map(|e| e.0),
+        match self.lookup(id) {
+            Some(r) => self.rows[r as usize].metadata.as_ref().map(|e| e.0),
             None => self.orphan_meta.get(id).map(|e| e.0),
         }
     }
 
     /// The id of a physical row (as returned by `candidates`; valid until the next mutation).
     pub fn row_id(&self, row: u32) -> &str {
-        &self.rows[row as usize].id
+        self.text(&self.rows[row as usize].id)
     }
 
     /// The vector of a physical row (as returned by `candidates`; valid until the next mutation).
@@ -494,5 +751,18 @@ impl VectorStore {
 
     pub(super) fn row_norm(&self, row: u32) -> f64 {
         self.rows[row as usize].norm
+    }
+
+    /// The physical row of a live id (for writers that map ids to positions).
+    pub(super) fn row_of(&self, id: &str) -> Option<u32> {
+        self.lookup(id)
+    }
+}
+
+/// Sorts dict entries by their insertion sequence number (usually sorted already: a loaded file's
+/// entries are in row order).
+fn sort_by_seq<A, B>(v: &mut [(u64, A, B)]) {
+    if !v.is_sorted_by_key(|e| e.0) {
+        v.sort_by_key(|e| e.0);
     }
 }

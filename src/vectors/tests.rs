@@ -241,7 +241,7 @@ fn dict_order_of_ref_and_metadata_entries_follows_python() {
     assert_eq!(refs, ["a", "b", "orphan"]);
     s.set_metadata("b", None);
     s.set_metadata("b", Some(meta(&[("k", Value::Int(1))])));
-    let metas: Vec<_> = s.metadata_entries().map(|(k, _)| k.to_owned()).collect();
+    let metas: Vec<_> = s.metadata_entries().unwrap().map(|(k, _)| k.to_owned()).collect();
     assert_eq!(metas, ["a", "b"]);
     assert_eq!((s.metadata_len(), s.ref_doc_len()), (2, 3));
     s.delete_ref_doc("d9");
@@ -804,14 +804,14 @@ proptest! {
             prop_assert_eq!(got_rows, want_rows);
             let got_refs: Vec<(String, String)> = s.ref_doc_entries().map(|(a, b)| (a.to_owned(), b.to_owned())).collect();
             prop_assert_eq!(&got_refs, &refs.0);
-            let got_meta: Vec<(String, Value)> = s.metadata_entries().map(|(a, b)| (a.to_owned(), b.clone())).collect();
+            let got_meta: Vec<(String, Value)> = s.metadata_entries().unwrap().map(|(a, b)| (a.to_owned(), b.clone())).collect();
             let want_meta: Vec<(String, Value)> = metas.0.iter().map(|e| (e.0.clone(), Value::Int(e.1))).collect();
             prop_assert_eq!(got_meta, want_meta);
             prop_assert_eq!((s.len(), s.ref_doc_len(), s.metadata_len()), (emb.0.len(), refs.0.len(), metas.0.len()));
             for i in 0..12 {
                 let id = format!("n{i}");
                 prop_assert_eq!(s.get_ref_doc_id(&id), refs.get(&id).map(String::as_str));
-                prop_assert_eq!(s.get_metadata(&id).cloned(), metas.get(&id).map(|&m| Value::Int(m)));
+                prop_assert_eq!(s.get_metadata(&id).unwrap().cloned(), metas.get(&id).map(|&m| Value::Int(m)));
                 prop_assert_eq!(s.get(&id).map(<[f32]>::to_vec), emb.get(&id).map(|v| v.to_vec()));
             }
         }
