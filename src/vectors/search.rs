@@ -258,7 +258,10 @@ impl VectorStore {
                     .into(),
             ));
         }
-        self.matching_rows(node_ids, filters)
+        match self.matching_rows_by_columns(node_ids, filters) {
+            Some(rows) => rows,
+            None => self.matching_rows(node_ids, filters),
+        }
     }
 
     /// Cosine similarities of `q` against the candidate rows, in candidate order.
