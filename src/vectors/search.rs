@@ -258,6 +258,10 @@ impl VectorStore {
                     .into(),
             ));
         }
+        if node_ids.is_none() && filters.is_none_or(Filters::is_empty) && self.live == self.rows.len() {
+            // Every row, no tombstones: no need to walk the row table.
+            return Ok((0..self.rows.len() as u32).collect());
+        }
         match self.matching_rows_by_columns(node_ids, filters) {
             Some(rows) => rows,
             None => self.matching_rows(node_ids, filters),
@@ -276,7 +280,12 @@ impl VectorStore {
         if cands.len() * q.len() < PARALLEL_MIN_WORK {
             fill((cands, &mut sims));
         } else {
-            let chunk = 1024;
+            // Several chunks per thread even for a few thousand (filtered) rows: one chunk would
+            // only move the work to a pool thread.
+            let chunk = cands
+                .len()
+                .div_ceil(rayon::current_num_threads().max(1) * 4)
+                .clamp(256, 1024);
             cands.par_chunks(chunk).zip(sims.par_chunks_mut(chunk)).for_each(fill);
         }
         sims
