@@ -73,20 +73,23 @@ impl Filters {
         if self.filters.is_empty() {
             return Ok(true);
         }
-        let mut results = Vec::with_capacity(self.filters.len());
+        // Every filter is evaluated (any may raise) before the condition combines them.
+        let (mut any, mut all) = (false, true);
         for node in &self.filters {
-            results.push(match node {
+            let b = match node {
                 FilterNode::Group(g) => g.matches(metadata)?,
                 FilterNode::Filter(f) => {
                     let m = metadata_get(metadata, &f.key)?;
                     f.matches_value(m)?
                 }
-            });
+            };
+            any |= b;
+            all &= b;
         }
         Ok(match self.condition {
-            FilterCondition::And => results.iter().all(|&b| b),
-            FilterCondition::Or => results.iter().any(|&b| b),
-            FilterCondition::Not => !results.iter().any(|&b| b),
+            FilterCondition::And => all,
+            FilterCondition::Or => any,
+            FilterCondition::Not => !any,
         })
     }
 }

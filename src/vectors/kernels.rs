@@ -21,10 +21,12 @@
 //! so the run error is at most gamma_m * sum_run |p_i| (Higham, Accuracy and Stability, 3.1); the f64
 //! conversions are exact and the f64 additions add at most (d / LANES + 4) * 2^-53 relative. Summed:
 //!
-//!   |dot_tile - x.q| <= ((RUN_STEPS + 1) u + O(u^2)) * sum |x_i q_i| <= 5.0000004 u |x| |q|
+//!   |dot_tile - x.q| <= ((RUN_STEPS + 1) u + O(u^2)) * sum |x_i q_i| <= 9.000002 u |x| |q|
 //!
-//! by Cauchy-Schwarz, hence |cos_tile - cos_exact| <= 5u (1 + 1e-6) < 3.0e-7 for every d, far inside
-//! the 1e-6 contract. The bound needs products and partial sums to stay in the normal f32 range, so a
+//! by Cauchy-Schwarz, hence |cos_tile - cos_exact| <= 9u (1 + 1e-6) < 5.4e-7 for every d, inside the
+//! 1e-6 contract. (RUN_STEPS = 8: the flush costs about 5 vector operations per pair, so halving the
+//! flushes relative to runs of 4 buys ~20% of batch throughput; runs of 16 would break the contract.)
+//! The bound needs products and partial sums to stay in the normal f32 range, so a
 //! row whose norm lies outside [2^-100, 2^100] (`row_fits_f32_tile`) or a query that is zero or not
 //! finite uses the exact f64 kernel instead — decided per row / per query, so still per pair.
 //! (`tile_error_is_within_bound` checks the bound at d = 1536 on adversarial data.)
@@ -72,14 +74,14 @@ pub fn backend_name() -> &'static str {
     match backend() {
         Backend::Scalar => "scalar (f32 rows, f64 accumulate)",
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx2Fma => "avx2+fma (f32 runs of 4 steps, f64 accumulate)",
+        Backend::Avx2Fma => "avx2+fma (f32 runs of 8 steps, f64 accumulate)",
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx512 => "avx512f (f32 runs of 4 steps, f64 accumulate)",
+        Backend::Avx512 => "avx512f (f32 runs of 8 steps, f64 accumulate)",
     }
 }
 
 /// Products accumulated per f32 lane before the lane is flushed into f64 (see the error bound above).
-pub const RUN_STEPS: usize = 4;
+pub const RUN_STEPS: usize = 8;
 
 /// Below this dimension every pair takes the exact kernel: speed is moot there, and small
 /// dimensions are where numpy's f64 cosine produces exact coincidences (collinear rows at exactly
@@ -547,8 +549,8 @@ mod tests {
             let err = (cos_tile(&row, &q) - cos_ref(&row, &q)).abs();
             worst = worst.max(err);
         }
-        // Analytical bound: 5u < 3.0e-7 (module header); observed errors are far smaller.
-        assert!(worst < 2e-7, "max |cos_tile - cos_ref| = {worst:e}");
+        // Analytical bound: 9u < 5.4e-7 (module header); observed errors are far smaller.
+        assert!(worst < 3e-7, "max |cos_tile - cos_ref| = {worst:e}");
         eprintln!("max |cos_tile - cos_ref| at d = {d}: {worst:e}");
     }
 
@@ -594,7 +596,7 @@ mod tests {
             let row: Vec<f32> = pairs.iter().map(|p| p.0).collect();
             let q: Vec<f64> = pairs.iter().map(|p| p.1).collect();
             let (a, b) = (cos_tile(&row, &q), cos_ref(&row, &q));
-            prop_assert!((a - if b.is_finite() { b } else { 0.0 }).abs() < 3e-7, "{} vs {}", a, b);
+            prop_assert!((a - if b.is_finite() { b } else { 0.0 }).abs() < 5.4e-7, "{} vs {}", a, b);
         }
 
         #[test]

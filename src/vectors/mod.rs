@@ -6,6 +6,7 @@
 //! - `binary_format`: the binary vector file, and choosing between it and the JSON file at load.
 //! - `table`: `VectorStore`, the three dicts with Python dict order and delete semantics.
 //! - `filter`: `build_metadata_filter_fn` semantics on `json::Value`s.
+//! - `columns`: lazily built per-key metadata columns, the fast path of filtered queries.
 //! - `search`: top-k (LlamaIndex's heapq tie order), MMR, batched queries.
 //!
 //! Where this core deliberately differs from SimpleVectorStore (for the README's "Differences" list):
@@ -20,6 +21,7 @@
 //! - Nested `MetadataFilters` are evaluated (Python raises `ValueError`).
 
 pub mod binary_format;
+mod columns;
 pub mod filter;
 pub mod json_format;
 pub mod kernels;

@@ -173,33 +173,79 @@ fn top_k_by_simulation<'a>(items: impl Iterator<Item = Scored<'a>>, k: Option<us
     heap
 }
 
-/// The k largest of `(sim, id)` items (unordered). `id_of` is only called for an item that can enter
-/// the heap: most items lose on similarity alone, without touching their id.
+/// The k largest `(sim, id)` items offered so far (k >= 1), by Python tuple order. `id_of` is only
+/// called for an item that can enter: most items lose on similarity alone, without touching their id.
+struct BoundedTop<'a> {
+    k: usize,
+    heap: BinaryHeap<Reverse<Scored<'a>>>,
+    /// The smallest similarity in a full heap (-inf until it is full).
+    floor: f64,
+}
+
+impl<'a> BoundedTop<'a> {
+    fn new(k: usize) -> Self {
+        BoundedTop {
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
+            floor: f64::NEG_INFINITY,
+        }
+    }
+
+    #[inline]
+    fn offer(&mut self, i: usize, sim: f64, id_of: impl Fn(usize) -> &'a str) {
+        // `floor` is -inf until the heap is full: every item enters then.
+        if sim >= self.floor {
+            self.push(Scored { sim, id: id_of(i) });
+        }
+    }
+
+    /// Offers an item whose id is already known (`sim >= floor` must be checked by the caller or not at all).
+    fn push(&mut self, it: Scored<'a>) {
+        if self.heap.len() < self.k {
+            self.heap.push(Reverse(it));
+        } else if self.heap.peek().is_some_and(|min| min.0.lt(&it)) {
+            self.heap.pop();
+            self.heap.push(Reverse(it));
+        } else {
+            return;
+        }
+        if self.heap.len() == self.k {
+            self.floor = self.heap.peek().map_or(f64::NEG_INFINITY, |m| m.0.sim);
+        }
+    }
+
+    /// The survivors, unordered.
+    fn into_vec(self) -> Vec<Scored<'a>> {
+        self.heap.into_iter().map(|r| r.0).collect()
+    }
+}
+
+/// The k largest of `(sim, id)` items (unordered).
 fn bounded_top<'a>(
     items: impl Iterator<Item = (usize, f64)>,
     k: usize,
     id_of: impl Fn(usize) -> &'a str,
 ) -> Vec<Scored<'a>> {
-    let mut heap: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(k + 1);
-    let mut floor = f64::NEG_INFINITY;
+    let mut top = BoundedTop::new(k);
     for (i, sim) in items {
-        if heap.len() < k {
-            heap.push(Reverse(Scored { sim, id: id_of(i) }));
-            if heap.len() == k {
-                floor = heap.peek().map_or(f64::NEG_INFINITY, |m| m.0.sim);
-            }
-        } else if sim >= floor {
-            let it = Scored { sim, id: id_of(i) };
-            if let Some(min) = heap.peek() {
-                if min.0.lt(&it) {
-                    heap.pop();
-                    heap.push(Reverse(it));
-                    floor = heap.peek().map_or(f64::NEG_INFINITY, |m| m.0.sim);
-                }
-            }
-        }
+        top.offer(i, sim, &id_of);
     }
-    heap.into_iter().map(|r| r.0).collect()
+    top.into_vec()
+}
+
+/// The k largest of several survivor lists (unordered).
+fn merge_tops<'a>(parts: impl Iterator<Item = Scored<'a>>, k: usize) -> Vec<Scored<'a>> {
+    let mut top = BoundedTop::new(k);
+    for it in parts {
+        top.push(it);
+    }
+    top.into_vec()
+}
+
+/// Rows per cache block in `query_batch`: a block (~192 KiB) stays in L2 while every group of queries
+/// passes over it, so rows come from memory once per batch.
+fn batch_block_rows(dim: usize) -> usize {
+    ((48 * 1024 / dim.max(1)).clamp(4, 512) / 4) * 4
 }
 
 impl VectorStore {
@@ -212,7 +258,14 @@ impl VectorStore {
                     .into(),
             ));
         }
-        self.matching_rows(node_ids, filters)
+        if node_ids.is_none() && filters.is_none_or(Filters::is_empty) && self.live == self.rows.len() {
+            // Every row, no tombstones: no need to walk the row table.
+            return Ok((0..self.rows.len() as u32).collect());
+        }
+        match self.matching_rows_by_columns(node_ids, filters) {
+            Some(rows) => rows,
+            None => self.matching_rows(node_ids, filters),
+        }
     }
 
     /// Cosine similarities of `q` against the candidate rows, in candidate order.
@@ -227,7 +280,12 @@ impl VectorStore {
         if cands.len() * q.len() < PARALLEL_MIN_WORK {
             fill((cands, &mut sims));
         } else {
-            let chunk = 1024;
+            // Several chunks per thread even for a few thousand (filtered) rows: one chunk would
+            // only move the work to a pool thread.
+            let chunk = cands
+                .len()
+                .div_ceil(rayon::current_num_threads().max(1) * 4)
+                .clamp(256, 1024);
             cands.par_chunks(chunk).zip(sims.par_chunks_mut(chunk)).for_each(fill);
         }
         sims
@@ -319,15 +377,7 @@ impl VectorStore {
                             )
                         })
                         .collect();
-                    let merged: Vec<Scored> = parts.into_iter().flatten().collect();
-                    let mut heap: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(k + 1);
-                    for it in merged {
-                        heap.push(Reverse(it));
-                        if heap.len() > k {
-                            heap.pop();
-                        }
-                    }
-                    heap.into_iter().map(|r| r.0).collect()
+                    merge_tops(parts.into_iter().flatten(), k)
                 }
             }
             _ => (0..n)
@@ -479,46 +529,45 @@ impl VectorStore {
             .collect();
         let packs: Vec<PackedQuery> = raw.iter().map(|q| PackedQuery::new(q)).collect();
         let nqp = raw.len();
-        // A block of rows is streamed from memory once for all queries and stays in cache while each
-        // group of queries passes over it; each block keeps its own bounded top-k per query.
-        let block = 128usize;
+        // Each task scans a contiguous chunk of rows, block by block: a block is streamed from memory once
+        // and stays in cache while every group of queries passes over it. Each task keeps one bounded
+        // top-k per query across its blocks; the tasks' survivors are merged per query at the end.
+        let block = batch_block_rows(dim);
+        let tasks = if n * dim * nq < PARALLEL_MIN_WORK {
+            1
+        } else {
+            rayon::current_num_threads().max(1) * 4
+        };
+        let chunk = n.div_ceil(tasks).div_ceil(block).max(1) * block;
         let id_of = |i: usize| self.row_id(cands[i]);
-        let per_block = |(b, rows): (usize, &[u32])| -> Vec<Vec<Scored>> {
-            let mut sims = vec![0.0f64; rows.len() * nqp];
-            let mut tmp = vec![0.0f64; rows.len() * QG];
-            for g in 0..nqp / QG {
-                let p: [&PackedQuery; QG] = std::array::from_fn(|j| &packs[g * QG + j]);
-                let r: [&[f64]; QG] = std::array::from_fn(|j| raw[g * QG + j]);
-                self.score_rows::<QG>(rows, p, r, &mut tmp);
-                for (c, t) in tmp.chunks_exact(QG).enumerate() {
-                    for (j, &v) in t.iter().enumerate() {
-                        sims[(g * QG + j) * rows.len() + c] = v;
+        let scan = |(t, rows): (usize, &[u32])| -> Vec<Vec<Scored>> {
+            let mut tops: Vec<BoundedTop> = (0..nq).map(|_| BoundedTop::new(k)).collect();
+            let mut sims = vec![0.0f64; block * QG];
+            for (b, brows) in rows.chunks(block).enumerate() {
+                let first = t * chunk + b * block;
+                let sims = &mut sims[..brows.len() * QG];
+                for g in 0..nqp / QG {
+                    let p: [&PackedQuery; QG] = std::array::from_fn(|j| &packs[g * QG + j]);
+                    let r: [&[f64]; QG] = std::array::from_fn(|j| raw[g * QG + j]);
+                    self.score_rows::<QG>(brows, p, r, sims);
+                    for (j, top) in tops.iter_mut().skip(g * QG).take(QG).enumerate() {
+                        for (c, s) in sims.chunks_exact(QG).enumerate() {
+                            top.offer(first + c, s[j], id_of);
+                        }
                     }
                 }
             }
-            (0..nq)
-                .map(|j| {
-                    let s = &sims[j * rows.len()..(j + 1) * rows.len()];
-                    bounded_top(s.iter().copied().enumerate().map(|(c, v)| (b * block + c, v)), k, id_of)
-                })
-                .collect()
+            tops.into_iter().map(BoundedTop::into_vec).collect()
         };
-        let blocks: Vec<Vec<Vec<Scored>>> = if n * dim * nq < PARALLEL_MIN_WORK {
-            cands.chunks(block).enumerate().map(per_block).collect()
+        let parts: Vec<Vec<Vec<Scored>>> = if tasks == 1 {
+            vec![scan((0, &cands))]
         } else {
-            cands.par_chunks(block).enumerate().map(per_block).collect()
+            cands.par_chunks(chunk).enumerate().map(scan).collect()
         };
         let out: Vec<Vec<Hit>> = (0..nq)
             .into_par_iter()
             .map(|j| {
-                let mut heap: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(k + 1);
-                for it in blocks.iter().flat_map(|b| b[j].iter()) {
-                    heap.push(Reverse(*it));
-                    if heap.len() > k {
-                        heap.pop();
-                    }
-                }
-                let mut survivors: Vec<Scored> = heap.into_iter().map(|r| r.0).collect();
+                let mut survivors = merge_tops(parts.iter().flat_map(|p| p[j].iter().copied()), k);
                 survivors.sort_unstable_by(|a, b| b.cmp(a));
                 if survivors.windows(2).any(|w| w[0].sim == w[1].sim) {
                     // Tied survivors: the heapq replay needs every similarity, recomputed bit-identically.

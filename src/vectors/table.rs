@@ -174,6 +174,8 @@ pub struct VectorStore {
     orphan_refs: HashMap<String, (u64, String)>,
     orphan_meta: HashMap<String, (u64, Meta)>,
     pub(super) next_seq: u64,
+    /// Metadata columns for filtered queries; every mutation of rows or metadata invalidates them.
+    pub(super) columns: super::columns::ColumnCache,
 }
 
 fn invalid(msg: String) -> StoreError {
@@ -355,6 +357,7 @@ impl VectorStore {
     }
 
     fn insert(&mut self, rows: Vec<NewRow>, embeddings: &[f32], dim: usize, allow_non_finite: bool) -> StoreResult<()> {
+        self.columns.invalidate();
         if rows.is_empty() && embeddings.is_empty() {
             return Ok(());
         }
@@ -462,6 +465,7 @@ impl VectorStore {
 
     /// Kills row `r`; with `keep_entries` its ref / metadata entries become orphans (same positions).
     fn kill(&mut self, r: u32, keep_entries: bool) {
+        self.columns.invalidate();
         let id = self.row_id(r).to_owned();
         let (index, rows, file) = self.index_mut();
         index.remove(rows, file, &id);
@@ -486,6 +490,7 @@ impl VectorStore {
 
     /// Stable compaction once tombstones outnumber live rows.
     fn maybe_compact(&mut self) {
+        self.columns.invalidate();
         let dead = self.rows.len() - self.live;
         if dead == 0 || dead * 2 <= self.rows.len() {
             return;
@@ -703,6 +708,7 @@ impl VectorStore {
 
     /// `metadata_dict[id] = v` (`Some`) or `del metadata_dict[id]` (`None`).
     pub fn set_metadata(&mut self, id: &str, v: Option<Value>) {
+        self.columns.invalidate();
         let old_seq = self.get_meta_seq(id);
         match self.lookup(id) {
             Some(r) => {

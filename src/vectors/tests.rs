@@ -536,6 +536,52 @@ fn parallel_path_matches_python_with_many_ties() {
     }
 }
 
+#[test]
+fn batch_tiles_match_single_queries_and_python_with_ties() {
+    // Dimensions on the tile path (>= TILE_MIN_DIM, with SIMD tails), rows repeated from a few
+    // prototypes (exact ties on the k-th place), enough rows and queries for several tasks, cache
+    // blocks and query groups (a partial last group), plus rows outside the tile's norm range.
+    for &dim in &[32usize, 47, 97, 1536] {
+        let n = if dim > 500 { 900 } else { 5000 };
+        let mut seed = 77u64 + dim as u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        let protos: Vec<Vec<f32>> = (0..40)
+            .map(|p| {
+                let scale = match p {
+                    0 => 1e-35,
+                    1 => 1e35,
+                    _ => 1.0,
+                };
+                (0..dim)
+                    .map(|_| ((next() % 2001) as f32 / 1000.0 - 1.0) * scale)
+                    .collect()
+            })
+            .collect();
+        let mut s = VectorStore::new();
+        let rows: Vec<NewRow> = (0..n)
+            .map(|i| row(&format!("r{}", next() % 100_000 + i), None, None))
+            .collect();
+        let flat: Vec<f32> = (0..n).flat_map(|_| protos[next() % protos.len()].clone()).collect();
+        s.add(rows, &flat, dim).unwrap();
+        let nq = 7;
+        let qs: Vec<f64> = (0..nq * dim).map(|_| (next() % 2001) as f64 / 1000.0 - 1.0).collect();
+        for k in [1usize, 10, 30] {
+            let batch = s.query_batch(&qs, dim, Some(k), None).unwrap();
+            for (j, qv) in qs.chunks(dim).enumerate() {
+                let single = s.query(&q(qv, Some(k))).unwrap();
+                assert_eq!(batch[j], single, "dim={dim} k={k} query {j}");
+                let pairs: Vec<(f64, String)> = s.rows().map(|r| (cos_q(r.embedding, qv), r.id.to_owned())).collect();
+                let want = py_get_top_k(&pairs, Some(k));
+                let got: Vec<(f64, String)> = single.into_iter().map(|h| (h.similarity, h.id)).collect();
+                assert_eq!(got, want, "dim={dim} k={k} query {j}");
+            }
+        }
+    }
+}
+
 /// Captured from LlamaIndex 0.14.25's `get_top_k_mmr_embeddings` on the same data.
 #[test]
 fn golden_mmr_from_llamaindex() {
