@@ -4,6 +4,7 @@
 
 mod chunked;
 mod read;
+pub mod scan;
 mod value;
 mod write;
 
