@@ -151,6 +151,15 @@ fn string_end(b: &[u8], start: usize) -> Option<usize> {
     }
 }
 
+/// End (exclusive) of the string starting at `b[start] == '"'` if it is normalized and has no escapes.
+pub(super) fn string_end_plain(b: &[u8], start: usize) -> Option<usize> {
+    if b.get(start) != Some(&b'"') {
+        return None;
+    }
+    let end = start + 1 + plain_ascii_run(b.get(start + 1..)?);
+    (b.get(end) == Some(&b'"')).then_some(end + 1)
+}
+
 fn literal(b: &[u8], start: usize, word: &[u8]) -> Option<usize> {
     (b.get(start..start + word.len())? == word).then_some(start + word.len())
 }

@@ -182,7 +182,11 @@ impl<'a> AtomicFile<'a> {
         let file = self.file.take().expect("file is open until commit");
         self.ops.sync_file(&file).map_err(|e| StoreError::io(&self.target, e))?;
         drop(file);
-        let replaced = if cfg!(unix) { File::open(&self.target).ok() } else { None };
+        let replaced = if cfg!(unix) {
+            File::open(&self.target).ok()
+        } else {
+            None
+        };
         self.ops
             .rename(&self.temp, &self.target)
             .map_err(|e| StoreError::io(&self.target, e))?;

@@ -41,7 +41,7 @@ fn raw_to_py<'py>(py: Python<'py>, raw: &[u8]) -> PyResult<Bound<'py, PyAny>> {
 
 fn from_value(v: Value, source_name: &str) -> PyResult<KvStore> {
     // Same shape checks as loading a file: one code path for both.
-    Ok(KvStore::from_json(&to_vec(&v), source_name)?)
+    Ok(KvStore::from_json_vec(to_vec(&v), source_name)?)
 }
 
 impl PyKvStore {
@@ -201,7 +201,7 @@ impl PyKvStore {
     fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let store = py.detach(|| {
             let bytes = crate::persist::read_file(&path)?;
-            KvStore::from_json(&bytes, &path.display().to_string())
+            KvStore::from_json_vec(bytes, &path.display().to_string())
         })?;
         Ok(Self::wrap(store))
     }
