@@ -61,7 +61,12 @@ def _doc_from_parts(doc_type: Any, data: Any) -> BaseNode:
 
 def _json_to_doc(doc_dict: Any) -> BaseNode:
     """`json_to_doc(doc_dict)` for a dict nothing else references (see `_doc_from_parts`)."""
-    if type(doc_dict) is dict and len(doc_dict) == 2 and DATA_KEY in doc_dict and TYPE_KEY in doc_dict:
+    if (
+        type(doc_dict) is dict
+        and len(doc_dict) == 2
+        and DATA_KEY in doc_dict
+        and TYPE_KEY in doc_dict
+    ):
         return _doc_from_parts(doc_dict[TYPE_KEY], doc_dict[DATA_KEY])
     return json_to_doc(doc_dict)
 
@@ -135,7 +140,9 @@ class RustDocumentStore(SimpleDocumentStore):
         native = self._native_kv()
         if native is None:
             return KVDocumentStore.docs.fget(self)  # type: ignore[attr-defined]
-        return {key: _json_to_doc(json) for key, json in native.get_all(self._node_collection).items()}
+        return {
+            key: _json_to_doc(json) for key, json in native.get_all(self._node_collection).items()
+        }
 
     def add_documents(
         self,
@@ -180,10 +187,11 @@ class RustDocumentStore(SimpleDocumentStore):
         self.add_documents(docs, allow_update, batch_size, store_text)
 
     def get_document(self, doc_id: str, raise_error: bool = True) -> Optional[BaseNode]:
-        native = self._native_kv()
-        if native is None:
+        kv = self._kvstore
+        if type(kv) is not RustKVStore:  # `_native_kv` inlined: this is the hottest read path
             return super().get_document(doc_id, raise_error=raise_error)
-        found = native.get_node_parts(doc_id, self._node_collection)
+        kv._flush()
+        found = kv._native.get_node_parts(doc_id, self._node_collection)
         if found is None:
             if raise_error:
                 raise ValueError(f"doc_id {doc_id} not found.")

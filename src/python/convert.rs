@@ -190,13 +190,13 @@ pub fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny
 /// not normalized): the caller then parses.
 pub fn normalized_to_py<'py>(py: Python<'py>, raw: &[u8]) -> PyResult<Option<Bound<'py, PyAny>>> {
     // `try_lock`: a conversion re-entered from a finalizer (or another thread) runs without the cache.
-    let mut cache = KEY_CACHE.try_lock();
+    let mut cache = STR_CACHES.try_lock();
     let mut reader = NormalizedReader {
         b: raw,
         i: 0,
         py,
         scratch: Vec::with_capacity(raw.len()),
-        keys: cache.as_deref_mut(),
+        caches: cache.as_deref_mut(),
     };
     match reader.value(0)? {
         Some(v) if reader.i == raw.len() => Ok(Some(v)),
@@ -215,13 +215,13 @@ pub fn normalized_node_parts<'py>(
     if !raw.starts_with(HEAD) || raw.get(HEAD.len()) != Some(&b'{') {
         return Ok(None);
     }
-    let mut cache = KEY_CACHE.try_lock();
+    let mut cache = STR_CACHES.try_lock();
     let mut reader = NormalizedReader {
         b: raw,
         i: HEAD.len(),
         py,
         scratch: Vec::with_capacity(raw.len()),
-        keys: cache.as_deref_mut(),
+        caches: cache.as_deref_mut(),
     };
     let Some(data) = reader.value(1)? else { return Ok(None) };
     if !reader.eat(b", \"__type__\": ") {
@@ -236,42 +236,64 @@ pub fn normalized_node_parts<'py>(
     Ok(Some((doc_type, data)))
 }
 
-/// Recently seen object keys (at most `KeyCache::MAX_LEN` bytes): direct-mapped by a hash of the bytes.
-struct KeyCache {
-    slots: Vec<Option<(Box<[u8]>, Py<PyString>)>>,
+/// Recently seen short strings: object keys (interned, like the field names pydantic and Python
+/// code look them up with, so those lookups match by identity) and values (templates, separators,
+/// class names repeat in every node).
+struct StrCaches {
+    keys: StrCache,
+    values: StrCache,
 }
 
-static KEY_CACHE: parking_lot::Mutex<KeyCache> = parking_lot::Mutex::new(KeyCache { slots: Vec::new() });
+static STR_CACHES: parking_lot::Mutex<StrCaches> = parking_lot::Mutex::new(StrCaches {
+    keys: StrCache { slots: Vec::new() },
+    values: StrCache { slots: Vec::new() },
+});
 
-impl KeyCache {
+/// Strings by their JSON text (at most `MAX_LEN` bytes), direct-mapped by a hash of the text.
+struct StrCache {
+    slots: Vec<Option<CachedStr>>,
+}
+
+/// A cached string and the JSON text it was made from.
+type CachedStr = (Box<[u8]>, Py<PyString>);
+
+impl StrCache {
     const SLOTS: usize = 1024;
     const MAX_LEN: usize = 48;
 
-    fn get<'py>(&mut self, py: Python<'py>, text: &[u8]) -> PyResult<Bound<'py, PyString>> {
-        if text.len() > Self::MAX_LEN {
-            return new_ascii_str(py, text);
+    /// The cached string for the JSON text `raw`, or `make()` (then cached).
+    fn get_or_make<'py>(
+        &mut self,
+        py: Python<'py>,
+        raw: &[u8],
+        make: impl FnOnce() -> PyResult<Bound<'py, PyString>>,
+    ) -> PyResult<Bound<'py, PyString>> {
+        if raw.len() > Self::MAX_LEN {
+            return make();
         }
         if self.slots.is_empty() {
             self.slots.resize_with(Self::SLOTS, || None);
         }
-        let slot = &mut self.slots[slot_of(text)];
+        let slot = &mut self.slots[slot_of(raw)];
         if let Some((bytes, s)) = slot {
-            if **bytes == *text {
+            if **bytes == *raw {
                 return Ok(s.bind(py).clone());
             }
         }
-        // Interned, like the field names pydantic and Python code look keys up with: those lookups
-        // then match by identity. Interning also computes (and stores) the hash once.
-        let s = new_ascii_str(py, text)?;
-        let mut ptr = s.into_ptr();
-        // SAFETY: `ptr` is an owned reference to an exact str; InternInPlace replaces it with the
-        // interned string (an owned reference either way).
-        let s = unsafe {
-            ffi::PyUnicode_InternInPlace(&raw mut ptr);
-            Bound::from_owned_ptr(py, ptr).cast_into_unchecked::<PyString>()
-        };
-        *slot = Some((text.into(), s.clone().unbind()));
+        let s = make()?;
+        *slot = Some((raw.into(), s.clone().unbind()));
         Ok(s)
+    }
+}
+
+/// `new_ascii_str`, interned (which also computes and stores its hash).
+fn new_interned_str<'py>(py: Python<'py>, text: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    let mut ptr = new_ascii_str(py, text)?.into_ptr();
+    // SAFETY: `ptr` is an owned reference to an exact str; InternInPlace replaces it with the
+    // interned string (an owned reference either way).
+    unsafe {
+        ffi::PyUnicode_InternInPlace(&raw mut ptr);
+        Ok(Bound::from_owned_ptr(py, ptr).cast_into_unchecked::<PyString>())
     }
 }
 
@@ -289,7 +311,7 @@ fn slot_of(text: &[u8]) -> usize {
         (word(text), 0)
     };
     let h = (head ^ tail.rotate_left(29) ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (h >> 40) as usize % KeyCache::SLOTS
+    (h >> 40) as usize % StrCache::SLOTS
 }
 
 /// A `str` from bytes the caller knows to be UTF-8 (normalized JSON strings are ASCII); invalid
@@ -308,7 +330,7 @@ struct NormalizedReader<'a, 'py, 'c> {
     py: Python<'py>,
     /// Decoded text of the current string with escapes (reused across strings).
     scratch: Vec<u8>,
-    keys: Option<&'c mut KeyCache>,
+    caches: Option<&'c mut StrCaches>,
 }
 
 impl<'py> NormalizedReader<'_, 'py, '_> {
@@ -428,11 +450,13 @@ impl<'py> NormalizedReader<'_, 'py, '_> {
         }
         if self.b[end] == b'"' {
             self.i = end + 1;
-            let text = &self.b[start..end];
-            return match (is_key, self.keys.as_deref_mut()) {
-                (true, Some(cache)) => cache.get(self.py, text).map(Some),
-                _ => new_ascii_str(self.py, text).map(Some),
-            };
+            let (py, text) = (self.py, &self.b[start..end]);
+            return match self.caches.as_deref_mut() {
+                Some(c) if is_key => c.keys.get_or_make(py, text, || new_interned_str(py, text)),
+                Some(c) => c.values.get_or_make(py, text, || new_ascii_str(py, text)),
+                None => new_ascii_str(py, text),
+            }
+            .map(Some);
         }
         self.scratch.clear();
         self.scratch.extend_from_slice(&self.b[start..end]);
@@ -446,7 +470,12 @@ impl<'py> NormalizedReader<'_, 'py, '_> {
             i = run_end;
             if self.b[i] == b'"' {
                 self.i = i + 1;
-                return new_ascii_str(self.py, &self.scratch).map(Some);
+                let (py, raw, decoded) = (self.py, &self.b[start..i], &self.scratch);
+                return match self.caches.as_deref_mut() {
+                    Some(c) if !is_key => c.values.get_or_make(py, raw, || new_ascii_str(py, decoded)),
+                    _ => new_ascii_str(py, decoded),
+                }
+                .map(Some);
             }
             let Some(&esc) = self.b.get(i + 1) else { return Ok(None) };
             i += 2;
