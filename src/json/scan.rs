@@ -35,6 +35,46 @@ pub fn quote_or_backslash(b: &[u8], from: usize) -> usize {
     i
 }
 
+/// Appends `b[from..k]` to `out` and returns `k`, the index of the first `"` or `\` at or after
+/// `from` (or `b.len()`): `quote_or_backslash` that copies each 16-byte block as it scans it (for
+/// decoding escaped strings, whose runs between escapes are short).
+#[inline]
+pub fn copy_until_quote_or_backslash(b: &[u8], from: usize, out: &mut Vec<u8>) -> usize {
+    let mut i = from;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_storeu_si128,
+        };
+        let start_len = out.len();
+        out.reserve(b.len().saturating_sub(from));
+        // SAFETY: SSE2 is part of the x86-64 baseline. Loads read 16 bytes inside `b`. A store at
+        // `o = start_len + (i - from)` writes `out[o..o + 16]`, within the capacity reserved above
+        // because `i + 16 <= b.len()`. `set_len` only covers bytes those stores wrote.
+        unsafe {
+            let quote = _mm_set1_epi8(b'"' as i8);
+            let backslash = _mm_set1_epi8(b'\\' as i8);
+            while i + 16 <= b.len() {
+                let v = _mm_loadu_si128(b.as_ptr().add(i).cast::<__m128i>());
+                let o = start_len + (i - from);
+                _mm_storeu_si128(out.as_mut_ptr().add(o).cast::<__m128i>(), v);
+                let mask =
+                    _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash))) as u32;
+                if mask != 0 {
+                    let n = mask.trailing_zeros() as usize;
+                    out.set_len(o + n);
+                    return i + n;
+                }
+                i += 16;
+                out.set_len(o + 16);
+            }
+        }
+    }
+    let end = quote_or_backslash(b, i);
+    out.extend_from_slice(&b[i..end]);
+    end
+}
+
 /// Number of leading bytes of `b` that a `json.dumps` string holds unescaped: printable ASCII
 /// (0x20..=0x7E) other than `"` and `\`.
 #[inline]
@@ -103,6 +143,11 @@ mod tests {
             let from = from.min(b.len());
             prop_assert_eq!(quote_or_backslash(&b, from), oracle_quote(&b, from));
             prop_assert_eq!(plain_ascii_run(&b), oracle_plain(&b));
+            let mut out = b"prefix".to_vec();
+            let end = copy_until_quote_or_backslash(&b, from, &mut out);
+            prop_assert_eq!(end, oracle_quote(&b, from));
+            prop_assert_eq!(&out[..6], b"prefix");
+            prop_assert_eq!(&out[6..], &b[from..end]);
         }
     }
 

@@ -5,7 +5,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
-use crate::json::scan::quote_or_backslash;
+use crate::json::scan::{copy_until_quote_or_backslash, quote_or_backslash};
 use crate::json::{JStr, Object, Value};
 
 /// A Python `str` as a `JStr`, lone surrogates included (`surrogatepass` UTF-8 is exactly WTF-8).
@@ -274,14 +274,20 @@ impl StrCache {
         if self.slots.is_empty() {
             self.slots.resize_with(Self::SLOTS, || None);
         }
-        let slot = &mut self.slots[slot_of(raw)];
-        if let Some((bytes, s)) = slot {
-            if **bytes == *raw {
-                return Ok(s.bind(py).clone());
+        // Two-way: a text may sit in its slot or the neighbour, so two texts that hash alike (keys
+        // of one object, met alternately) do not evict each other.
+        let slot = slot_of(raw);
+        for candidate in [slot, slot ^ 1] {
+            if let Some((bytes, s)) = &self.slots[candidate] {
+                if **bytes == *raw {
+                    return Ok(s.bind(py).clone());
+                }
             }
         }
         let s = make()?;
-        *slot = Some((raw.into(), s.clone().unbind()));
+        // The newest text takes the slot, the one it displaces moves to the neighbour.
+        let displaced = self.slots[slot].replace((raw.into(), s.clone().unbind()));
+        self.slots[slot ^ 1] = displaced;
         Ok(s)
     }
 }
@@ -462,12 +468,10 @@ impl<'py> NormalizedReader<'_, 'py, '_> {
         self.scratch.extend_from_slice(&self.b[start..end]);
         let mut i = end;
         loop {
-            let run_end = quote_or_backslash(self.b, i);
-            if run_end >= self.b.len() {
+            i = copy_until_quote_or_backslash(self.b, i, &mut self.scratch);
+            if i >= self.b.len() {
                 return Ok(None);
             }
-            self.scratch.extend_from_slice(&self.b[i..run_end]);
-            i = run_end;
             if self.b[i] == b'"' {
                 self.i = i + 1;
                 let (py, raw, decoded) = (self.py, &self.b[start..i], &self.scratch);
