@@ -226,6 +226,29 @@ def test_bad_files(tmp_path):
             st_.get_document("a")
 
 
+def test_large_files_load_exactly_and_fail_exactly(tmp_path):
+    """Files over 2 MiB are read by two threads (kv/mod.rs): same store, same errors as one."""
+    nodes = [TextNode(id_=f"n{i}", text=f"line {i}\n" * 60, metadata={"i": i}) for i in range(5000)]
+    s = SimpleDocumentStore()
+    s.add_documents(nodes)
+    path = os.path.join(str(tmp_path), "big.json")
+    s.persist(path)
+    data = pathlib.Path(path).read_bytes()
+    assert len(data) > 4 << 20
+    r = RustDocumentStore.from_persist_path(path)
+    assert persisted(r, tmp_path, "again.json") == data
+    assert dumped(r.get_document("n4321")) == dumped(s.get_document("n4321"))
+    # A syntax error three quarters in (the second thread's half), and a truncated file.
+    at = data.index(b'"n3750": ')
+    for bad in (data[:at] + b'"n3750": {"__data__": nul' + data[at + 30 :], data[:-40]):
+        pathlib.Path(path).write_bytes(bad)
+        with pytest.raises(ValueError) as ours:
+            RustDocumentStore.from_persist_path(path)
+        with pytest.raises(ValueError) as theirs:
+            SimpleDocumentStore.from_persist_path(path)
+        assert str(theirs.value).split(":")[0] in str(ours.value), (ours.value, theirs.value)
+
+
 # ---- random operation sequences ----
 
 node_ids = st.sampled_from(["a", "b", "é", "🎉", "c"])

@@ -76,7 +76,8 @@ class RustDocumentStore(SimpleDocumentStore):
 
     Same collections, same persisted `docstore.json` (byte-identical), same exceptions. In Rust:
     `document_exists` (no parsing), `get_document_hash` / `get_all_document_hashes` (no node
-    objects), and the bookkeeping of `add_documents` (existence checks, ref-doc info merging, puts).
+    objects), the bookkeeping of `add_documents` (existence checks, ref-doc info merging, puts), and
+    the stored JSON -> dict step of `get_document` (a TextNode is then validated directly).
 
     Difference: the async methods run the sync ones, which also fixes LlamaIndex's
     `adelete_document` leaving the node id in its ref doc's `node_ids`.
