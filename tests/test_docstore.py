@@ -226,6 +226,29 @@ def test_bad_files(tmp_path):
             st_.get_document("a")
 
 
+def test_large_files_load_exactly_and_fail_exactly(tmp_path):
+    """Files over 2 MiB are read by two threads (kv/mod.rs): same store, same errors as one."""
+    nodes = [TextNode(id_=f"n{i}", text=f"line {i}\n" * 60, metadata={"i": i}) for i in range(5000)]
+    s = SimpleDocumentStore()
+    s.add_documents(nodes)
+    path = os.path.join(str(tmp_path), "big.json")
+    s.persist(path)
+    data = pathlib.Path(path).read_bytes()
+    assert len(data) > 4 << 20
+    r = RustDocumentStore.from_persist_path(path)
+    assert persisted(r, tmp_path, "again.json") == data
+    assert dumped(r.get_document("n4321")) == dumped(s.get_document("n4321"))
+    # A syntax error three quarters in (the second thread's half), and a truncated file.
+    at = data.index(b'"n3750": ')
+    for bad in (data[:at] + b'"n3750": {"__data__": nul' + data[at + 30 :], data[:-40]):
+        pathlib.Path(path).write_bytes(bad)
+        with pytest.raises(ValueError) as ours:
+            RustDocumentStore.from_persist_path(path)
+        with pytest.raises(ValueError) as theirs:
+            SimpleDocumentStore.from_persist_path(path)
+        assert str(theirs.value).split(":")[0] in str(ours.value), (ours.value, theirs.value)
+
+
 # ---- random operation sequences ----
 
 node_ids = st.sampled_from(["a", "b", "é", "🎉", "c"])
@@ -387,3 +410,173 @@ def test_ingestion_cache_over_rust_kvstore(tmp_path):
         cache.clear()
         assert cache.get("h") is None
     assert outs[0] == outs[1]
+
+
+def _deep(x):
+    """Everything observable about a value: types at every level, fields set, extras, private attrs."""
+    from llama_index.core.bridge.pydantic import BaseModel
+
+    if isinstance(x, BaseModel):
+        return (
+            type(x),
+            {k: _deep(v) for k, v in x.__dict__.items()},
+            frozenset(x.__pydantic_fields_set__),
+            _deep(x.__pydantic_extra__),
+            _deep(x.__pydantic_private__),
+        )
+    if isinstance(x, dict):
+        return (type(x), [(_deep(k), _deep(v)) for k, v in x.items()])
+    if isinstance(x, (list, tuple)):
+        return (type(x), [_deep(v) for v in x])
+    if isinstance(x, float) and x != x:
+        return (float, "nan")
+    return (type(x), x)
+
+
+def _stored_kinds() -> list:
+    from llama_index.core.schema import ImageDocument, ImageNode, IndexNode, ObjectType
+
+    related = RelatedNodeInfo(
+        node_id="src", node_type=ObjectType.DOCUMENT, metadata={"k": [1, {"z": None}]}, hash="h"
+    )
+    rich = TextNode(
+        id_="rich",
+        text='tëxt\n"quoted" \\ \t\x00 🎉 \ud800',
+        metadata={"nan": float("nan"), "l": [1, 2.5, "x", [True]], "d": {"a": {"b": 2**70}}},
+        excluded_embed_metadata_keys=["l"],
+        excluded_llm_metadata_keys=["d", "nan"],
+        relationships={
+            NodeRelationship.SOURCE: related,
+            NodeRelationship.CHILD: [RelatedNodeInfo(node_id="c1"), RelatedNodeInfo(node_id="c2")],
+            NodeRelationship.PREVIOUS: RelatedNodeInfo(node_id="p", node_type="custom"),
+        },
+        start_char_idx=3,
+        end_char_idx=40,
+        embedding=[0.5, -1.0, 1e-05],
+        metadata_template="{key}={value}",
+        text_template="{content}",
+        mimetype="text/markdown",
+    )
+    return odd_nodes() + [
+        rich,
+        TextNode(id_="plain", text=""),
+        ImageNode(id_="img", text="caption", image="aGVsbG8=", image_mimetype="image/png"),
+        IndexNode(id_="idx", text="index", index_id="other-index", obj=None),
+        ImageDocument(id_="imgdoc", text="d", image="aGVsbG8="),
+        Document(id_="doc2", text="doc", excluded_llm_metadata_keys=["a"], metadata={"a": 1}),
+    ]
+
+
+def _raw_docs() -> dict:
+    """Stored values that doc_to_json never writes, but that files and users can hold."""
+    return {
+        "legacy-text": {
+            "__data__": {"text": "t", "doc_id": "legacy-text", "extra_info": {"a": 1}},
+            "__type__": "1",
+        },
+        "legacy-doc": {
+            "__data__": {
+                "text": "t",
+                "doc_id": "legacy-doc",
+                "extra_info": None,
+                "relationships": {"1": "x"},
+            },
+            "__type__": "4",
+        },
+        "text-resource": {
+            "__data__": {
+                "id_": "text-resource",
+                "text_resource": {"text": "from resource"},
+                "class_name": "TextNode",
+            },
+            "__type__": "1",
+        },
+        "type-first": {"__type__": "1", "__data__": {"id_": "type-first", "text": "x"}},
+        "no-class-name": {"__data__": {"id_": "no-class-name", "text": "x"}, "__type__": "1"},
+        "extra-keys": {
+            "__data__": {"id_": "extra-keys", "text": "x", "unknown": [1]},
+            "__type__": "1",
+            "more": 1,
+        },
+        "coerced": {
+            "__data__": {"id_": "coerced", "text": "x", "embedding": [1, 2], "start_char_idx": 2.0},
+            "__type__": "1",
+        },
+        "self-key": {"__data__": {"id_": "self-key", "self": 1}, "__type__": "1"},
+        "bad-field": {"__data__": {"id_": "bad-field", "text": 5}, "__type__": "1"},
+        "unknown-type": {"__data__": {"id_": "u"}, "__type__": "9"},
+        "int-type": {"__data__": {"id_": "i"}, "__type__": 1},
+        "no-type": {"__data__": {"id_": "n"}},
+        "data-list": {"__data__": [1], "__type__": "1"},
+        "not-a-dict": [1, 2],
+    }
+
+
+def _outcome(store, doc_id):
+    try:
+        return ("ok", _deep(store.get_document(doc_id)))
+    except Exception as e:  # noqa: BLE001 - the exception itself is what is compared
+        return ("raised", type(e), str(e).split("\n")[0])
+
+
+def test_get_document_builds_exactly_what_simple_docstore_builds(tmp_path):
+    s, r = both()
+    kinds = _stored_kinds()
+    for store in (s, r):
+        store.add_documents(kinds)
+        for key, value in _raw_docs().items():
+            store._kvstore.put(key, value, collection=store._node_collection)
+    same_state(s, r, tmp_path)
+    for doc_id in [n.node_id for n in kinds] + list(_raw_docs()) + ["missing"]:
+        assert _outcome(r, doc_id) == _outcome(s, doc_id), doc_id
+    assert r.get_document("missing", raise_error=False) is None
+    # The same after a reload from the persisted file (values then live in the loaded bytes).
+    path = os.path.join(str(tmp_path), "r.json")
+    loaded = RustDocumentStore.from_persist_path(path)
+    for doc_id in [n.node_id for n in kinds] + list(_raw_docs()):
+        assert _outcome(loaded, doc_id) == _outcome(s, doc_id), doc_id
+
+
+def test_docs_and_get_nodes_match_for_every_node_kind():
+    s, r = both()
+    kinds = _stored_kinds()
+    for store in (s, r):
+        store.add_documents(kinds)
+    assert _deep(r.docs) == _deep(s.docs)
+    ids = [n.node_id for n in kinds]
+    assert _deep(r.get_nodes(ids)) == _deep(s.get_nodes(ids))
+
+
+def test_returned_nodes_share_nothing_with_the_store():
+    r = RustDocumentStore()
+    r.add_documents(_stored_kinds())
+    first = r.get_document("rich")
+    first.metadata["l"].append("mutated")
+    first.metadata["d"]["a"]["b"] = 0
+    first.relationships[NodeRelationship.SOURCE].metadata["k"][1]["z"] = "mutated"
+    first.excluded_llm_metadata_keys.append("x")
+    again = r.get_document("rich")
+    assert again.metadata["l"] == [1, 2.5, "x", [True]]
+    assert again.metadata["d"] == {"a": {"b": 2**70}}
+    assert again.relationships[NodeRelationship.SOURCE].metadata == {"k": [1, {"z": None}]}
+    assert again.excluded_llm_metadata_keys == ["d", "nan"]
+    assert again.metadata["l"] is not r.get_document("rich").metadata["l"]
+
+
+def test_get_document_honours_overrides_and_plain_kvstores():
+    class Kv(RustKVStore):
+        def get(self, key, collection="data"):
+            got = super().get(key, collection)
+            if got is not None:
+                got["__data__"]["text"] = "from override"
+            return got
+
+    r = RustDocumentStore(Kv())
+    r.add_documents([TextNode(id_="a", text="stored")])
+    assert r.get_document("a").text == "from override"
+    plain = RustDocumentStore(SimpleKVStore())
+    plain.add_documents(_stored_kinds())
+    s = SimpleDocumentStore()
+    s.add_documents(_stored_kinds())
+    for n in _stored_kinds():
+        assert _deep(plain.get_document(n.node_id)) == _deep(s.get_document(n.node_id))

@@ -6,6 +6,7 @@ mod chunked;
 mod number;
 mod pow5_table;
 mod read;
+pub mod scan;
 mod value;
 mod write;
 

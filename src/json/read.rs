@@ -216,6 +216,37 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// A cursor at `pos`, inside an object of which it has read one member or more (so the next
+    /// `next_key` expects `,` or `}`): for reading the members of one object from a known member
+    /// boundary (see `kv::KvStore::from_json`, which splits large collections across threads).
+    /// `depth` is the number of containers open there, that one included (nesting limits count them).
+    #[must_use]
+    pub fn after_member(bytes: &'a [u8], source_name: &'a str, pos: usize, depth: usize) -> Self {
+        let open = Open {
+            object: true,
+            first: false,
+        };
+        Cursor {
+            bytes,
+            pos,
+            source_name,
+            open: vec![open; depth.max(1)],
+            base: 0,
+        }
+    }
+
+    /// Number of containers opened with `begin_object` / `begin_array` and not yet closed.
+    #[must_use]
+    pub fn depth(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Moves to `pos`, which must hold the `}` that closes the innermost open object after a member
+    /// (another cursor read the members in between): the next `next_key` returns `None`.
+    pub fn skip_to_object_end(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+
     /// The position and open containers, for `resume`.
     #[must_use]
     pub fn state(&self) -> CursorState {

@@ -13,6 +13,7 @@
 //! is a subset of JSON). So a loader can run it *instead of* a validating scan and fall back to the
 //! validating reader only where it fails: one pass over the file for normalized input.
 
+use crate::json::scan::plain_ascii_run;
 use crate::json::write_f64;
 
 enum State {
@@ -121,7 +122,7 @@ pub fn normalized_len(b: &[u8]) -> Option<usize> {
 fn string_end(b: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
     loop {
-        i += plain_run(b.get(i..)?);
+        i += plain_ascii_run(b.get(i..)?);
         match *b.get(i)? {
             b'"' => return Some(i + 1),
             b'\\' => match *b.get(i + 1)? {
@@ -150,39 +151,17 @@ fn string_end(b: &[u8], start: usize) -> Option<usize> {
     }
 }
 
-fn literal(b: &[u8], start: usize, word: &[u8]) -> Option<usize> {
-    (b.get(start..start + word.len())? == word).then_some(start + word.len())
+/// End (exclusive) of the string starting at `b[start] == '"'` if it is normalized and has no escapes.
+pub(super) fn string_end_plain(b: &[u8], start: usize) -> Option<usize> {
+    if b.get(start) != Some(&b'"') {
+        return None;
+    }
+    let end = start + 1 + plain_ascii_run(b.get(start + 1..)?);
+    (b.get(end) == Some(&b'"')).then_some(end + 1)
 }
 
-/// Number of leading bytes of `b` that a normalized string may contain unescaped: printable ASCII
-/// other than `"` and `\\`. Eight bytes at a time (SWAR), then byte by byte.
-#[inline]
-fn plain_run(b: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut i = 0;
-    while let Some(chunk) = b.get(i..i + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        // Each term has a byte's high bit set if (and, before the first hit, only if) that byte is:
-        // below 0x20; 0x7F or above; '"'; '\\'. False positives after a true hit are harmless.
-        let below_space = w.wrapping_sub(ONES * 0x20) & !w;
-        let high_or_del = w.wrapping_add(ONES) | w;
-        let quote = (w ^ (ONES * u64::from(b'"'))).wrapping_sub(ONES) & !(w ^ (ONES * u64::from(b'"')));
-        let backslash = (w ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES) & !(w ^ (ONES * u64::from(b'\\')));
-        if (below_space | high_or_del | quote | backslash) & HIGH != 0 {
-            break;
-        }
-        i += 8;
-    }
-    while let Some(&c) = b.get(i) {
-        if !(0x20..=0x7E).contains(&c) || c == b'"' || c == b'\\' {
-            break;
-        }
-        i += 1;
-    }
-    i
+fn literal(b: &[u8], start: usize, word: &[u8]) -> Option<usize> {
+    (b.get(start..start + word.len())? == word).then_some(start + word.len())
 }
 
 fn number_end(b: &[u8], start: usize) -> Option<usize> {

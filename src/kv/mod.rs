@@ -17,6 +17,9 @@ mod canonical;
 pub mod docstore;
 mod ordered;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use crate::error::{StoreError, StoreResult};
 use crate::json::{parse, to_vec, write_str, Cursor, JStr, Value};
 
@@ -24,7 +27,56 @@ pub use canonical::{is_normalized, normalized_len};
 pub use ordered::OrderedMap;
 
 /// One collection: key -> normalized JSON text.
-pub type Collection = OrderedMap<Box<[u8]>>;
+pub type Collection = OrderedMap<RawJson>;
+
+/// A stored value's (normalized) JSON text: its own allocation, or a slice of the bytes it was
+/// loaded from, shared by every value loaded from them. Loading thus copies no value; the loaded
+/// bytes stay in memory as long as one of their values does.
+#[derive(Clone, Debug)]
+pub enum RawJson {
+    Owned(Box<[u8]>),
+    Loaded {
+        source: Arc<Vec<u8>>,
+        start: usize,
+        end: usize,
+    },
+}
+
+impl std::ops::Deref for RawJson {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            RawJson::Owned(bytes) => bytes,
+            RawJson::Loaded { source, start, end } => &source[*start..*end],
+        }
+    }
+}
+
+impl From<Box<[u8]>> for RawJson {
+    fn from(bytes: Box<[u8]>) -> Self {
+        RawJson::Owned(bytes)
+    }
+}
+
+/// A member value as `read_member` finds it: where it lies in the loaded bytes, or rewritten.
+enum MemberValue {
+    Span(usize, usize),
+    Rewritten(Box<[u8]>),
+}
+
+impl MemberValue {
+    fn into_raw(self, source: &Arc<Vec<u8>>) -> RawJson {
+        match self {
+            MemberValue::Span(start, end) => RawJson::Loaded {
+                source: Arc::clone(source),
+                start,
+                end,
+            },
+            MemberValue::Rewritten(bytes) => RawJson::Owned(bytes),
+        }
+    }
+}
 
 /// Insertion-ordered collections of insertion-ordered raw JSON values (see the module header).
 #[derive(Clone, Default, Debug)]
@@ -80,7 +132,7 @@ impl KvStore {
     /// Stores already-normalized JSON text. The caller guarantees normalization (`to_vec` output, or
     /// text checked with `is_normalized`).
     pub fn put_normalized(&mut self, collection: &JStr, key: JStr, json: Box<[u8]>) {
-        self.collection_mut(collection).insert(key, json);
+        self.collection_mut(collection).insert(key, json.into());
     }
 
     /// The value's JSON text, creating the collection if absent (like `SimpleKVStore.get`).
@@ -123,6 +175,16 @@ impl KvStore {
     /// `StoreError::Json` for text `json.loads` rejects, `StoreError::Corrupt` when the top level or a
     /// collection is not an object; both name `source_name`.
     pub fn from_json(bytes: &[u8], source_name: &str) -> StoreResult<KvStore> {
+        KvStore::from_json_vec(bytes.to_vec(), source_name)
+    }
+
+    /// `from_json` taking the bytes, which the loaded values then share (see `RawJson`).
+    ///
+    /// # Errors
+    /// As `from_json`.
+    pub fn from_json_vec(bytes: Vec<u8>, source_name: &str) -> StoreResult<KvStore> {
+        let source = Arc::new(bytes);
+        let bytes = source.as_slice();
         let mut cursor = Cursor::new(bytes, source_name);
         let not_object = |what: String, found: &str| StoreError::Corrupt {
             path: source_name.to_owned(),
@@ -140,24 +202,136 @@ impl KvStore {
                 return Err(not_object(format!("collection {name:?}"), v.python_type_name()));
             }
             cursor.begin_object()?;
-            let mut coll = Collection::default();
-            while let Some(key) = cursor.next_key()? {
-                // Normalized values (all that this crate and `json.dumps` write) are validated and
-                // accepted by one scan; only the others take the validating reader, then a rewrite.
-                let (raw, normalized) = cursor.raw_value_with(normalized_len)?;
-                let json: Box<[u8]> = if normalized {
-                    raw.into()
-                } else {
-                    to_vec(&parse(raw, source_name)?).into_boxed_slice()
-                };
-                coll.insert(key, json);
-            }
+            let coll = read_collection(&mut cursor, &source, source_name)?;
             // A duplicate collection name replaces the earlier one in place (json.loads semantics).
             store.collections.insert(name, coll);
         }
         cursor.finish()?;
         Ok(store)
     }
+}
+
+/// Below this many bytes left in the file, a collection is read on one thread.
+const PARALLEL_MIN_BYTES: usize = 2 << 20;
+
+/// The members of the collection whose `{` the cursor just consumed, through its `}`.
+///
+/// A large collection is read by two threads: this one from the start, a helper from a member
+/// boundary guessed half-way through the rest of the file (`split_candidate`). The guess is only
+/// used if this thread, reading on, lands exactly on it between two members: then the helper read
+/// exactly what this thread would have read from there, errors included (it reports the first one
+/// after the split, and this thread found none before it). A wrong guess is discarded.
+fn read_collection(cursor: &mut Cursor<'_>, source: &Arc<Vec<u8>>, source_name: &str) -> StoreResult<Collection> {
+    let bytes = source.as_slice();
+    let mut coll = Collection::default();
+    // The first member is read here: its value's head is what the guess looks for.
+    let Some(first) = read_member(cursor, source_name)? else {
+        return Ok(coll);
+    };
+    let split = if bytes.len() - cursor.offset() >= PARALLEL_MIN_BYTES {
+        match &first.1 {
+            MemberValue::Span(start, end) => split_candidate(bytes, cursor.offset(), &bytes[*start..*end]),
+            MemberValue::Rewritten(_) => None,
+        }
+    } else {
+        None
+    };
+    coll.insert(first.0, first.1.into_raw(source));
+    let Some(split) = split else {
+        while let Some((key, json)) = read_member(cursor, source_name)? {
+            coll.insert(key, json.into_raw(source));
+        }
+        return Ok(coll);
+    };
+    let depth = cursor.depth();
+    let abandoned = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let helper = scope.spawn(|| {
+            let mut tail = Cursor::after_member(bytes, source_name, split, depth);
+            let mut members = Vec::new();
+            while let Some(member) = read_member(&mut tail, source_name)? {
+                members.push(member);
+                if abandoned.load(Ordering::Relaxed) {
+                    break; // a wrong guess: nobody will look at this
+                }
+            }
+            Ok::<_, StoreError>((members, tail.offset()))
+        });
+        loop {
+            if cursor.offset() == split {
+                // Reading on from here is what the helper did: take its members (or its error).
+                let joined = helper.join().map_err(|_| StoreError::Corrupt {
+                    path: source_name.to_owned(),
+                    message: "the reader thread panicked".into(),
+                })?;
+                let (members, end) = joined?;
+                for (key, json) in members {
+                    coll.insert(key, json.into_raw(source));
+                }
+                cursor.skip_to_object_end(end - 1);
+                if cursor.next_key()?.is_some() {
+                    unreachable!("the helper stopped at the closing brace");
+                }
+                return Ok(coll);
+            }
+            let member = read_member(cursor, source_name).inspect_err(|_| abandoned.store(true, Ordering::Relaxed))?;
+            match member {
+                Some((key, json)) => {
+                    coll.insert(key, json.into_raw(source));
+                }
+                None => {
+                    // The guess was not a member boundary of this collection.
+                    abandoned.store(true, Ordering::Relaxed);
+                    return Ok(coll);
+                }
+            }
+        }
+    })
+}
+
+/// The next `"key": value` of the object the cursor is in, the value normalized; `None` after `}`.
+fn read_member(cursor: &mut Cursor<'_>, source_name: &str) -> StoreResult<Option<(JStr, MemberValue)>> {
+    let Some(key) = cursor.next_key()? else {
+        return Ok(None);
+    };
+    // Normalized values (all that this crate and `json.dumps` write) are validated and accepted by
+    // one scan and kept where they are; only the others take the validating reader, then a rewrite.
+    let (raw, normalized) = cursor.raw_value_with(normalized_len)?;
+    let end = cursor.offset();
+    let value = if normalized {
+        MemberValue::Span(end - raw.len(), end)
+    } else {
+        MemberValue::Rewritten(to_vec(&parse(raw, source_name)?).into_boxed_slice())
+    };
+    Ok(Some((key, value)))
+}
+
+/// A position half-way through `bytes[from..]` that looks like the `,` before a member of the
+/// collection being read: `, "key": ` followed by the same head as `first_value` (its text up to
+/// the end of its first key, e.g. `{"__data__": `). Only a guess (see `read_collection`).
+fn split_candidate(bytes: &[u8], from: usize, first_value: &[u8]) -> Option<usize> {
+    let head_len = match first_value {
+        [b'{', b'"', ..] => canonical::string_end_plain(first_value, 1)? + 2,
+        _ => return None,
+    };
+    let head = first_value.get(..head_len).filter(|h| h.ends_with(b": "))?;
+    let mut needle = b"\": ".to_vec();
+    needle.extend_from_slice(head);
+    let finder = memchr::memmem::Finder::new(&needle);
+    let mut at = from + (bytes.len() - from) / 2;
+    // Members are usually far smaller than this: no match this close means no split.
+    let window_end = bytes.len().min(at + (1 << 20));
+    for _ in 0..64 {
+        let key_end = at + finder.find(bytes.get(at..window_end)?)?; // the key's closing quote
+                                                                     // The key's opening quote follows `, ` and the key is a plain string ending at `key_end`.
+        if let Some(open) = memchr::memmem::rfind(&bytes[at..key_end], b", \"").map(|i| at + i + 2) {
+            if canonical::string_end_plain(bytes, open) == Some(key_end + 1) {
+                return Some(open - 2);
+            }
+        }
+        at = key_end + 1;
+    }
+    None
 }
 
 /// Appends `json.dumps(collection)`.

@@ -3,23 +3,34 @@
 //! in a vector and a delete leaves a tombstone; the vector is compacted when tombstones outnumber live
 //! entries, so iteration stays O(len) amortized.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 
 use crate::json::JStr;
 
 #[derive(Clone, Debug)]
 pub struct OrderedMap<V> {
     pub(super) entries: Vec<Option<(JStr, V)>>,
-    index: HashMap<JStr, usize>,
+    /// Slots in `entries` of the live keys (each key is stored once, in `entries`).
+    index: HashTable<usize>,
+    hasher: RandomState,
 }
 
 impl<V> Default for OrderedMap<V> {
     fn default() -> Self {
         OrderedMap {
             entries: Vec::new(),
-            index: HashMap::new(),
+            index: HashTable::new(),
+            hasher: RandomState::default(),
         }
     }
+}
+
+/// The key of a live slot (the index only holds live slots).
+fn key_at<V>(entries: &[Option<(JStr, V)>], slot: usize) -> Option<&JStr> {
+    entries.get(slot)?.as_ref().map(|(k, _)| k)
 }
 
 impl<V> OrderedMap<V> {
@@ -33,37 +44,54 @@ impl<V> OrderedMap<V> {
         self.index.is_empty()
     }
 
+    fn slot(&self, key: &JStr) -> Option<usize> {
+        let entries = &self.entries;
+        self.index
+            .find(self.hasher.hash_one(key), |&slot| key_at(entries, slot) == Some(key))
+            .copied()
+    }
+
     #[must_use]
     pub fn contains_key(&self, key: &JStr) -> bool {
-        self.index.contains_key(key)
+        self.slot(key).is_some()
     }
 
     #[must_use]
     pub fn get(&self, key: &JStr) -> Option<&V> {
-        let &slot = self.index.get(key)?;
+        let slot = self.slot(key)?;
         self.entries[slot].as_ref().map(|(_, v)| v)
     }
 
     pub fn get_mut(&mut self, key: &JStr) -> Option<&mut V> {
-        let &slot = self.index.get(key)?;
+        let slot = self.slot(key)?;
         self.entries[slot].as_mut().map(|(_, v)| v)
     }
 
     /// `d[key] = value`. Returns the previous value.
     pub fn insert(&mut self, key: JStr, value: V) -> Option<V> {
-        if let Some(&slot) = self.index.get(&key) {
+        let hash = self.hasher.hash_one(&key);
+        let entries = &self.entries;
+        if let Some(&slot) = self.index.find(hash, |&slot| key_at(entries, slot) == Some(&key)) {
             if let Some((_, v)) = self.entries[slot].as_mut() {
                 return Some(std::mem::replace(v, value));
             }
         }
-        self.index.insert(key.clone(), self.entries.len());
+        let (hasher, entries) = (&self.hasher, &self.entries);
+        self.index.insert_unique(hash, entries.len(), |&slot| {
+            key_at(entries, slot).map_or(0, |k| hasher.hash_one(k))
+        });
         self.entries.push(Some((key, value)));
         None
     }
 
     /// `d.pop(key, None)`.
     pub fn remove(&mut self, key: &JStr) -> Option<V> {
-        let slot = self.index.remove(key)?;
+        let entries = &self.entries;
+        let found = self
+            .index
+            .find_entry(self.hasher.hash_one(key), |&slot| key_at(entries, slot) == Some(key))
+            .ok()?;
+        let (slot, _) = found.remove();
         let (_, value) = self.entries[slot].take()?;
         if self.entries.len() > 8 && self.index.len() * 2 < self.entries.len() {
             self.compact();
@@ -78,10 +106,12 @@ impl<V> OrderedMap<V> {
 
     fn compact(&mut self) {
         self.entries.retain(Option::is_some);
-        for (i, (k, _)) in self.entries.iter().flatten().enumerate() {
-            if let Some(slot) = self.index.get_mut(k) {
-                *slot = i;
-            }
+        self.index.clear();
+        let (hasher, entries) = (&self.hasher, &self.entries);
+        for (slot, (k, _)) in entries.iter().flatten().enumerate() {
+            self.index.insert_unique(hasher.hash_one(k), slot, |&s| {
+                key_at(entries, s).map_or(0, |k| hasher.hash_one(k))
+            });
         }
     }
 

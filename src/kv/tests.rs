@@ -1,5 +1,5 @@
 use super::*;
-use crate::json::parse;
+use crate::json::{parse, to_vec};
 
 fn j(s: &str) -> JStr {
     JStr::new(s)
@@ -179,6 +179,89 @@ fn normalized_len_validates_what_the_reader_would_reject() {
     assert_eq!(
         roundtrip(&format!("{{\"c\": {{\"k\": {deep}}}}}")),
         format!("{{\"c\": {{\"k\": {deep}}}}}")
+    );
+}
+
+/// A collection big enough to be read by two threads (`PARALLEL_MIN_BYTES`): `n` members shaped
+/// like docstore nodes, `member(i)` giving each member's text.
+fn big_collection(n: usize, member: impl Fn(usize) -> String) -> String {
+    let members: Vec<String> = (0..n).map(member).collect();
+    format!(
+        "{{\"meta\": {{\"a\": {{\"doc_hash\": \"x\"}}}}, \"data\": {{{}}}, \"tail\": {{}}}}",
+        members.join(", ")
+    )
+}
+
+fn node(i: usize) -> String {
+    let text = "line of text\\n".repeat(40);
+    format!("\"n{i}\": {{\"__data__\": {{\"id_\": \"n{i}\", \"text\": \"{text}\"}}, \"__type__\": \"1\"}}")
+}
+
+#[test]
+fn large_collections_load_in_two_halves_exactly_like_one() {
+    let text = big_collection(8000, node);
+    assert!(text.len() > 2 * super::PARALLEL_MIN_BYTES);
+    assert!(super::split_candidate(text.as_bytes(), 40, b"{\"__data__\": {}}").is_some());
+    assert_eq!(roundtrip(&text), text);
+    // A key repeated on both sides of the middle: first position, last value.
+    let dup = big_collection(8000, |i| {
+        if i == 5990 {
+            node(3).replace("id_", "id2")
+        } else {
+            node(i)
+        }
+    });
+    let expected = String::from_utf8(to_vec(&parse(dup.as_bytes(), "t").unwrap())).unwrap();
+    assert_eq!(roundtrip(&dup), expected);
+    // Values that are not normalized, after the middle, are rewritten the same way.
+    let odd = big_collection(8000, |i| {
+        if i > 4000 && i % 7 == 0 {
+            node(i).replace(": ", ":")
+        } else {
+            node(i)
+        }
+    });
+    let expected = String::from_utf8(to_vec(&parse(odd.as_bytes(), "t").unwrap())).unwrap();
+    assert_eq!(roundtrip(&odd), expected);
+}
+
+#[test]
+fn errors_after_the_middle_are_the_sequential_errors() {
+    for (at, bad) in [
+        (5000, "[1, 2"),
+        (7999, "{\"__data__\": nul}"),
+        (3001, "\"\\x\""),
+        (4500, "01"),
+    ] {
+        let text = big_collection(8000, |i| if i == at { format!("\"n{i}\": {bad}") } else { node(i) });
+        let err = KvStore::from_json(text.as_bytes(), "f.json").unwrap_err().to_string();
+        let expected = parse(text.as_bytes(), "f.json").unwrap_err().to_string();
+        assert_eq!(err, expected);
+    }
+    // Truncated file: the helper runs off the end, the error is the sequential one.
+    let text = big_collection(8000, node);
+    let cut = &text.as_bytes()[..text.len() - 30];
+    let err = KvStore::from_json(cut, "f.json").unwrap_err().to_string();
+    assert_eq!(err, parse(cut, "f.json").unwrap_err().to_string());
+}
+
+#[test]
+fn a_wrong_split_guess_is_discarded() {
+    // The middle of the file is inside one huge member whose nested objects look like members.
+    let nested: Vec<String> = (0..120_000)
+        .map(|i| format!("\"k{i}\": {{\"__data__\": {i}}}"))
+        .collect();
+    let text = format!(
+        "{{\"data\": {{\"a\": {{\"__data__\": 0}}, \"big\": {{\"__data__\": {{{}}}}}, \"z\": {{\"__data__\": 1}}}}}}",
+        nested.join(", ")
+    );
+    assert!(text.len() > super::PARALLEL_MIN_BYTES);
+    assert_eq!(roundtrip(&text), text);
+    let store = load(&text);
+    let data = store.collection(&j("data")).unwrap();
+    assert_eq!(
+        data.keys().map(|k| k.as_str().unwrap()).collect::<Vec<_>>(),
+        ["a", "big", "z"]
     );
 }
 

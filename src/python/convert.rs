@@ -5,6 +5,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
+use crate::json::scan::{copy_until_quote_or_backslash, quote_or_backslash};
 use crate::json::{JStr, Object, Value};
 
 /// A Python `str` as a `JStr`, lone surrogates included (`surrogatepass` UTF-8 is exactly WTF-8).
@@ -183,23 +184,162 @@ pub fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny
 }
 
 /// The Python object `json.loads` makes of stored (normalized, see `kv::is_normalized`) JSON text,
-/// built straight from the text. `Ok(None)` for anything it does not handle (lone surrogates,
-/// integers beyond 64 bits, deep nesting, text that is not normalized): the caller then parses.
+/// built straight from the text: no intermediate tree, escapes decoded into one reused buffer, object
+/// keys taken from a small cache (created and hashed once, like orjson's key cache). `Ok(None)` for
+/// anything it does not handle (lone surrogates, integers beyond 64 bits, deep nesting, text that is
+/// not normalized): the caller then parses.
 pub fn normalized_to_py<'py>(py: Python<'py>, raw: &[u8]) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let mut reader = NormalizedReader { b: raw, i: 0, py };
+    // `try_lock`: a conversion re-entered from a finalizer (or another thread) runs without the cache.
+    let mut cache = STR_CACHES.try_lock();
+    let mut reader = NormalizedReader {
+        b: raw,
+        i: 0,
+        py,
+        scratch: Vec::with_capacity(raw.len()),
+        caches: cache.as_deref_mut(),
+    };
     match reader.value(0)? {
         Some(v) if reader.i == raw.len() => Ok(Some(v)),
         _ => Ok(None),
     }
 }
 
-struct NormalizedReader<'a, 'py> {
+/// `(doc["__type__"], doc["__data__"])` of stored text of the shape LlamaIndex's `doc_to_json` gives
+/// (`{"__data__": {...}, "__type__": "..."}`), built without the outer dict. `Ok(None)` for any other
+/// text (the caller then converts the whole value).
+pub fn normalized_node_parts<'py>(
+    py: Python<'py>,
+    raw: &[u8],
+) -> PyResult<Option<(Bound<'py, PyString>, Bound<'py, PyAny>)>> {
+    const HEAD: &[u8] = b"{\"__data__\": ";
+    if !raw.starts_with(HEAD) || raw.get(HEAD.len()) != Some(&b'{') {
+        return Ok(None);
+    }
+    let mut cache = STR_CACHES.try_lock();
+    let mut reader = NormalizedReader {
+        b: raw,
+        i: HEAD.len(),
+        py,
+        scratch: Vec::with_capacity(raw.len()),
+        caches: cache.as_deref_mut(),
+    };
+    let Some(data) = reader.value(1)? else { return Ok(None) };
+    if !reader.eat(b", \"__type__\": ") {
+        return Ok(None);
+    }
+    let Some(doc_type) = reader.string(false)? else {
+        return Ok(None);
+    };
+    if !reader.eat(b"}") || reader.i != raw.len() {
+        return Ok(None);
+    }
+    Ok(Some((doc_type, data)))
+}
+
+/// Recently seen short strings: object keys (interned, like the field names pydantic and Python
+/// code look them up with, so those lookups match by identity) and values (templates, separators,
+/// class names repeat in every node).
+struct StrCaches {
+    keys: StrCache,
+    values: StrCache,
+}
+
+static STR_CACHES: parking_lot::Mutex<StrCaches> = parking_lot::Mutex::new(StrCaches {
+    keys: StrCache { slots: Vec::new() },
+    values: StrCache { slots: Vec::new() },
+});
+
+/// Strings by their JSON text (at most `MAX_LEN` bytes), direct-mapped by a hash of the text.
+struct StrCache {
+    slots: Vec<Option<CachedStr>>,
+}
+
+/// A cached string and the JSON text it was made from.
+type CachedStr = (Box<[u8]>, Py<PyString>);
+
+impl StrCache {
+    const SLOTS: usize = 1024;
+    const MAX_LEN: usize = 48;
+
+    /// The cached string for the JSON text `raw`, or `make()` (then cached).
+    fn get_or_make<'py>(
+        &mut self,
+        py: Python<'py>,
+        raw: &[u8],
+        make: impl FnOnce() -> PyResult<Bound<'py, PyString>>,
+    ) -> PyResult<Bound<'py, PyString>> {
+        if raw.len() > Self::MAX_LEN {
+            return make();
+        }
+        if self.slots.is_empty() {
+            self.slots.resize_with(Self::SLOTS, || None);
+        }
+        // Two-way: a text may sit in its slot or the neighbour, so two texts that hash alike (keys
+        // of one object, met alternately) do not evict each other.
+        let slot = slot_of(raw);
+        for candidate in [slot, slot ^ 1] {
+            if let Some((bytes, s)) = &self.slots[candidate] {
+                if **bytes == *raw {
+                    return Ok(s.bind(py).clone());
+                }
+            }
+        }
+        let s = make()?;
+        // The newest text takes the slot, the one it displaces moves to the neighbour.
+        let displaced = self.slots[slot].replace((raw.into(), s.clone().unbind()));
+        self.slots[slot ^ 1] = displaced;
+        Ok(s)
+    }
+}
+
+/// `new_ascii_str`, interned (which also computes and stores its hash).
+fn new_interned_str<'py>(py: Python<'py>, text: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    let mut ptr = new_ascii_str(py, text)?.into_ptr();
+    // SAFETY: `ptr` is an owned reference to an exact str; InternInPlace replaces it with the
+    // interned string (an owned reference either way).
+    unsafe {
+        ffi::PyUnicode_InternInPlace(&raw mut ptr);
+        Ok(Bound::from_owned_ptr(py, ptr).cast_into_unchecked::<PyString>())
+    }
+}
+
+/// A hash of the first and last 8 bytes and the length: enough to spread object keys.
+fn slot_of(text: &[u8]) -> usize {
+    let word = |b: &[u8]| {
+        let mut w = [0u8; 8];
+        w[..b.len()].copy_from_slice(b);
+        u64::from_le_bytes(w)
+    };
+    let n = text.len();
+    let (head, tail) = if n >= 8 {
+        (word(&text[..8]), word(&text[n - 8..]))
+    } else {
+        (word(text), 0)
+    };
+    let h = (head ^ tail.rotate_left(29) ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> 40) as usize % StrCache::SLOTS
+}
+
+/// A `str` from bytes the caller knows to be UTF-8 (normalized JSON strings are ASCII); invalid
+/// bytes give Python's `UnicodeDecodeError`, never undefined behaviour.
+fn new_ascii_str<'py>(py: Python<'py>, text: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    let len = ffi::Py_ssize_t::try_from(text.len()).map_err(|_| PyValueError::new_err("string too long"))?;
+    // SAFETY: pointer and length describe `text`; the result is a new reference or NULL with an error.
+    let obj = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyUnicode_FromStringAndSize(text.as_ptr().cast(), len))? };
+    // SAFETY: PyUnicode_FromStringAndSize returns a str.
+    Ok(unsafe { obj.cast_into_unchecked() })
+}
+
+struct NormalizedReader<'a, 'py, 'c> {
     b: &'a [u8],
     i: usize,
     py: Python<'py>,
+    /// Decoded text of the current string with escapes (reused across strings).
+    scratch: Vec<u8>,
+    caches: Option<&'c mut StrCaches>,
 }
 
-impl<'py> NormalizedReader<'_, 'py> {
+impl<'py> NormalizedReader<'_, 'py, '_> {
     const MAX_DEPTH: usize = 200;
 
     fn eat(&mut self, s: &[u8]) -> bool {
@@ -215,7 +355,7 @@ impl<'py> NormalizedReader<'_, 'py> {
         let py = self.py;
         let Some(&c) = self.b.get(self.i) else { return Ok(None) };
         Ok(Some(match c {
-            b'"' => match self.string() {
+            b'"' => match self.string(false)? {
                 Some(s) => s.into_any(),
                 None => return Ok(None),
             },
@@ -226,7 +366,7 @@ impl<'py> NormalizedReader<'_, 'py> {
                     return Ok(Some(dict.into_any()));
                 }
                 loop {
-                    let Some(key) = self.string() else { return Ok(None) };
+                    let Some(key) = self.string(true)? else { return Ok(None) };
                     if !self.eat(b": ") {
                         return Ok(None);
                     }
@@ -270,87 +410,114 @@ impl<'py> NormalizedReader<'_, 'py> {
             b'N' if self.eat(b"NaN") => PyFloat::new(py, f64::NAN).into_any(),
             b'I' if self.eat(b"Infinity") => PyFloat::new(py, f64::INFINITY).into_any(),
             b'-' if self.eat(b"-Infinity") => PyFloat::new(py, f64::NEG_INFINITY).into_any(),
-            b'-' | b'0'..=b'9' => {
-                let start = self.i;
-                let mut is_float = false;
-                while let Some(&d) = self.b.get(self.i) {
-                    match d {
-                        b'0'..=b'9' | b'-' | b'+' => {}
-                        b'.' | b'e' | b'E' => is_float = true,
-                        _ => break,
-                    }
-                    self.i += 1;
-                }
-                let Ok(text) = std::str::from_utf8(&self.b[start..self.i]) else {
-                    return Ok(None);
-                };
-                if is_float {
-                    match text.parse::<f64>() {
-                        Ok(x) => PyFloat::new(py, x).into_any(),
-                        Err(_) => return Ok(None),
-                    }
-                } else {
-                    match text.parse::<i64>() {
-                        Ok(n) => n.into_pyobject(py)?.into_any(),
-                        Err(_) => return Ok(None),
-                    }
-                }
-            }
+            b'-' | b'0'..=b'9' => match self.number()? {
+                Some(n) => n,
+                None => return Ok(None),
+            },
             _ => return Ok(None),
         }))
     }
 
-    /// A string at the cursor: ASCII without escapes is copied as is; escapes are decoded (a lone
-    /// surrogate gives `None`).
-    fn string(&mut self) -> Option<Bound<'py, PyString>> {
+    fn number(&mut self) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let py = self.py;
+        let start = self.i;
+        let mut is_float = false;
+        while let Some(&d) = self.b.get(self.i) {
+            match d {
+                b'0'..=b'9' | b'-' | b'+' => {}
+                b'.' | b'e' | b'E' => is_float = true,
+                _ => break,
+            }
+            self.i += 1;
+        }
+        let Ok(text) = std::str::from_utf8(&self.b[start..self.i]) else {
+            return Ok(None);
+        };
+        Ok(if is_float {
+            text.parse::<f64>().ok().map(|x| PyFloat::new(py, x).into_any())
+        } else {
+            match text.parse::<i64>() {
+                Ok(n) => Some(n.into_pyobject(py)?.into_any()),
+                Err(_) => None,
+            }
+        })
+    }
+
+    /// A string at the cursor. Without escapes it is made from the text itself (keys through the
+    /// cache); escapes are decoded into `scratch` first. A lone surrogate gives `None`.
+    fn string(&mut self, is_key: bool) -> PyResult<Option<Bound<'py, PyString>>> {
         if self.b.get(self.i) != Some(&b'"') {
-            return None;
+            return Ok(None);
         }
         let start = self.i + 1;
-        let end = start + memchr::memchr2(b'"', b'\\', self.b.get(start..)?)?;
+        let end = quote_or_backslash(self.b, start);
+        if end >= self.b.len() {
+            return Ok(None);
+        }
         if self.b[end] == b'"' {
             self.i = end + 1;
-            return Some(PyString::new(self.py, std::str::from_utf8(&self.b[start..end]).ok()?));
+            let (py, text) = (self.py, &self.b[start..end]);
+            return match self.caches.as_deref_mut() {
+                Some(c) if is_key => c.keys.get_or_make(py, text, || new_interned_str(py, text)),
+                Some(c) => c.values.get_or_make(py, text, || new_ascii_str(py, text)),
+                None => new_ascii_str(py, text),
+            }
+            .map(Some);
         }
-        let mut out = String::from(std::str::from_utf8(&self.b[start..end]).ok()?);
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&self.b[start..end]);
         let mut i = end;
         loop {
-            let run = memchr::memchr2(b'"', b'\\', self.b.get(i..)?)?;
-            out.push_str(std::str::from_utf8(&self.b[i..i + run]).ok()?);
-            i += run;
+            i = copy_until_quote_or_backslash(self.b, i, &mut self.scratch);
+            if i >= self.b.len() {
+                return Ok(None);
+            }
             if self.b[i] == b'"' {
                 self.i = i + 1;
-                return Some(PyString::new(self.py, &out));
+                let (py, raw, decoded) = (self.py, &self.b[start..i], &self.scratch);
+                return match self.caches.as_deref_mut() {
+                    Some(c) if !is_key => c.values.get_or_make(py, raw, || new_ascii_str(py, decoded)),
+                    _ => new_ascii_str(py, decoded),
+                }
+                .map(Some);
             }
-            let esc = *self.b.get(i + 1)?;
+            let Some(&esc) = self.b.get(i + 1) else { return Ok(None) };
             i += 2;
-            let ch = match esc {
-                b'"' => '"',
-                b'\\' => '\\',
-                b'/' => '/',
-                b'n' => '\n',
-                b'r' => '\r',
-                b't' => '\t',
-                b'b' => '\u{8}',
-                b'f' => '\u{c}',
+            let byte = match esc {
+                b'"' => b'"',
+                b'\\' => b'\\',
+                b'/' => b'/',
+                b'n' => b'\n',
+                b'r' => b'\r',
+                b't' => b'\t',
+                b'b' => 0x08,
+                b'f' => 0x0C,
                 b'u' => {
-                    let hi = hex4(self.b.get(i..i + 4)?)?;
+                    let Some(hi) = self.b.get(i..i + 4).and_then(hex4) else {
+                        return Ok(None);
+                    };
                     i += 4;
                     let cp = if (0xD800..0xDC00).contains(&hi) && self.b.get(i..i + 2) == Some(b"\\u") {
-                        let lo = hex4(self.b.get(i + 2..i + 6)?)?;
+                        let Some(lo) = self.b.get(i + 2..i + 6).and_then(hex4) else {
+                            return Ok(None);
+                        };
                         if !(0xDC00..0xE000).contains(&lo) {
-                            return None;
+                            return Ok(None);
                         }
                         i += 6;
                         0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
                     } else {
                         hi
                     };
-                    char::from_u32(cp)? // a lone surrogate is not a char: the slow path keeps it
+                    // A lone surrogate is not a char: the slow path keeps it.
+                    let Some(ch) = char::from_u32(cp) else { return Ok(None) };
+                    let mut utf8 = [0u8; 4];
+                    self.scratch.extend_from_slice(ch.encode_utf8(&mut utf8).as_bytes());
+                    continue;
                 }
-                _ => return None,
+                _ => return Ok(None),
             };
-            out.push(ch);
+            self.scratch.push(byte);
         }
     }
 }

@@ -7,7 +7,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use super::convert::{jstr_to_py, normalized_to_py, py_to_jstr, py_to_value, value_to_py};
+use super::convert::{jstr_to_py, normalized_node_parts, normalized_to_py, py_to_jstr, py_to_value, value_to_py};
 use crate::json::{parse, to_vec, JStr, Value};
 use crate::kv::docstore::{self, DocCollections, NewDoc};
 use crate::kv::{write_collection, KvStore};
@@ -41,7 +41,7 @@ fn raw_to_py<'py>(py: Python<'py>, raw: &[u8]) -> PyResult<Bound<'py, PyAny>> {
 
 fn from_value(v: Value, source_name: &str) -> PyResult<KvStore> {
     // Same shape checks as loading a file: one code path for both.
-    Ok(KvStore::from_json(&to_vec(&v), source_name)?)
+    Ok(KvStore::from_json_vec(to_vec(&v), source_name)?)
 }
 
 impl PyKvStore {
@@ -93,6 +93,27 @@ impl PyKvStore {
         let (key, coll) = (key_of(key)?, key_of(collection)?);
         let mut guard = self.inner.write();
         guard.get(&coll, &key).map(|raw| raw_to_py(py, raw)).transpose()
+    }
+
+    /// `get` of a stored node: `(type, data)` for the value `doc_to_json` makes
+    /// (`{"__data__": data, "__type__": type}`) without building the outer dict, `(None, value)` for
+    /// any other value, `None` when absent.
+    #[allow(clippy::type_complexity)] // (type or None, value)
+    fn get_node_parts<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        collection: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<(Option<Bound<'py, PyString>>, Bound<'py, PyAny>)>> {
+        let (key, coll) = (key_of(key)?, key_of(collection)?);
+        let mut guard = self.inner.write();
+        let Some(raw) = guard.get(&coll, &key) else {
+            return Ok(None);
+        };
+        Ok(Some(match normalized_node_parts(py, raw)? {
+            Some((doc_type, data)) => (Some(doc_type), data),
+            None => (None, raw_to_py(py, raw)?),
+        }))
     }
 
     /// Whether `key` is stored (creating the collection, like a `get`), without parsing the value.
@@ -180,7 +201,7 @@ impl PyKvStore {
     fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let store = py.detach(|| {
             let bytes = crate::persist::read_file(&path)?;
-            KvStore::from_json(&bytes, &path.display().to_string())
+            KvStore::from_json_vec(bytes, &path.display().to_string())
         })?;
         Ok(Self::wrap(store))
     }

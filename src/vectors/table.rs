@@ -123,8 +123,9 @@ impl RowMeta {
 }
 
 /// id -> physical row of the live rows. The table holds row numbers only; the ids are the rows' own
-/// (hashed with FxHash: the ids come from the user's own files and calls, so hash flooding by an
-/// adversary is not a concern here, and SipHash would cost more than the rest of a load).
+/// (hashed with foldhash's fixed-seed hasher, as the KV key index: the ids come from the user's own
+/// files and calls, so hash flooding by an adversary is not a concern here, and SipHash would cost
+/// more than the rest of a load).
 #[derive(Clone, Debug, Default)]
 pub(super) struct IdIndex {
     table: HashTable<u32>,
@@ -132,7 +133,7 @@ pub(super) struct IdIndex {
 
 fn hash_id(id: &[u8]) -> u64 {
     use std::hash::BuildHasher;
-    rustc_hash::FxBuildHasher.hash_one(id)
+    foldhash::fast::FixedState::default().hash_one(id)
 }
 
 /// The bytes of `t` (`file` is the store's loaded file, present whenever a `Text::Mapped` exists). The
