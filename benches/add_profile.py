@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+
 from llama_index_rs import RustVectorStore
 
 N = 2_000 if "--quick" in sys.argv else 10_000

@@ -26,6 +26,7 @@ import numpy as np
 from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores import SimpleVectorStore, VectorStoreQuery
 from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
+
 from llama_index_rs import RustVectorStore, simd_backend
 
 QUICK = "--quick" in sys.argv
@@ -360,6 +361,7 @@ def bench_end_to_end(n: int, d: int) -> None:
     from llama_index.core.base.embeddings.base import BaseEmbedding
     from llama_index.core.storage.docstore import SimpleDocumentStore
     from llama_index.core.storage.index_store import SimpleIndexStore
+
     from llama_index_rs import RustDocumentStore, RustIndexStore
 
     print(

@@ -21,6 +21,7 @@ import tempfile
 import time
 
 import numpy as np
+
 from llama_index_rs import RustVectorStore, _native
 
 

@@ -66,7 +66,9 @@ def fmt(s: Optional[float]) -> str:
     return f"{s * 1e3:.2f} ms" if s < 10 else f"{s:.1f} s"
 
 
-def row(what: str, ours: float, theirs: Optional[float], ok: Optional[bool], note: str = "") -> None:
+def row(
+    what: str, ours: float, theirs: Optional[float], ok: Optional[bool], note: str = ""
+) -> None:
     ratio = "" if theirs is None else f"{theirs / ours:.1f}x"
     check = {True: "ok", False: "WRONG", None: ""}[ok]
     ROWS.append([what, fmt(ours), fmt(theirs), ratio, check, note])
@@ -111,15 +113,22 @@ def bench_docstore(n: int, repeat: int) -> None:
             ds.add_documents([node])
         return ds
 
-    o, t, ours, theirs = best_pair(lambda: add_batch(RustDocumentStore), lambda: add_batch(SimpleDocumentStore), repeat)
+    o, t, ours, theirs = best_pair(
+        lambda: add_batch(RustDocumentStore), lambda: add_batch(SimpleDocumentStore), repeat
+    )
     row("add_documents (one batch)", o, t, ours.to_dict() == theirs.to_dict())
     o, t, ours1, theirs1 = best_pair(
-        lambda: add_one_by_one(RustDocumentStore), lambda: add_one_by_one(SimpleDocumentStore), repeat
+        lambda: add_one_by_one(RustDocumentStore),
+        lambda: add_one_by_one(SimpleDocumentStore),
+        repeat,
     )
     row("add_documents (one node per call)", o, t, ours1.to_dict() == theirs1.to_dict())
 
     with tempfile.TemporaryDirectory() as tmp:
-        po, pt = os.path.join(tmp, "ours", "docstore.json"), os.path.join(tmp, "theirs", "docstore.json")
+        po, pt = (
+            os.path.join(tmp, "ours", "docstore.json"),
+            os.path.join(tmp, "theirs", "docstore.json"),
+        )
         o, t, _, _ = best_pair(lambda: ours.persist(po), lambda: theirs.persist(pt), repeat)
         same = Path(po).read_bytes() == Path(pt).read_bytes()
         size = os.path.getsize(pt) / 1e6
@@ -130,7 +139,12 @@ def bench_docstore(n: int, repeat: int) -> None:
                 f.write(ours._kvstore.to_json())
 
         o, t, _, _ = best_pair(persist_no_fsync, lambda: theirs.persist(pt), repeat)
-        row("persist (serialize + write, no fsync)", o, t, Path(po + ".plain").read_bytes() == Path(pt).read_bytes())
+        row(
+            "persist (serialize + write, no fsync)",
+            o,
+            t,
+            Path(po + ".plain").read_bytes() == Path(pt).read_bytes(),
+        )
 
         o, t, lo, lt = best_pair(
             lambda: RustDocumentStore.from_persist_path(pt),
@@ -141,13 +155,17 @@ def bench_docstore(n: int, repeat: int) -> None:
 
     ids = [node.node_id for node in nodes]
     o, t, go, gt = best_pair(
-        lambda: [ours.get_document(i) for i in ids], lambda: [theirs.get_document(i) for i in ids], repeat
+        lambda: [ours.get_document(i) for i in ids],
+        lambda: [theirs.get_document(i) for i in ids],
+        repeat,
     )
     row(f"get_document x {n}", o, t, go == gt)
     o, t, ho, ht = best_pair(ours.get_all_document_hashes, theirs.get_all_document_hashes, repeat)
     row("get_all_document_hashes", o, t, ho == ht)
     o, t, eo, et = best_pair(
-        lambda: [ours.document_exists(i) for i in ids], lambda: [theirs.document_exists(i) for i in ids], repeat
+        lambda: [ours.document_exists(i) for i in ids],
+        lambda: [theirs.document_exists(i) for i in ids],
+        repeat,
     )
     row(f"document_exists x {n}", o, t, eo == et)
 
@@ -155,11 +173,15 @@ def bench_docstore(n: int, repeat: int) -> None:
 def insert_one_by_one(nodes: List[TextNode], rust: bool) -> VectorStoreIndex:
     if rust:
         ctx = StorageContext.from_defaults(
-            vector_store=RustVectorStore(), docstore=RustDocumentStore(), index_store=RustIndexStore()
+            vector_store=RustVectorStore(),
+            docstore=RustDocumentStore(),
+            index_store=RustIndexStore(),
         )
     else:
         ctx = StorageContext.from_defaults(
-            vector_store=SimpleVectorStore(), docstore=SimpleDocumentStore(), index_store=SimpleIndexStore()
+            vector_store=SimpleVectorStore(),
+            docstore=SimpleDocumentStore(),
+            index_store=SimpleIndexStore(),
         )
     index = VectorStoreIndex([], storage_context=ctx, embed_model=MockEmbedding(embed_dim=384))
     for node in nodes:
@@ -171,17 +193,28 @@ def bench_inserts(n_simple: int, n_half: int, repeat: int) -> None:
     print("\none-by-one VectorStoreIndex.insert_nodes (nodes carry embeddings)", flush=True)
     nodes = corpus_nodes(2 * n_half, dim=384)
     small = nodes[:n_simple]
-    o, t, io, it = best_pair(lambda: insert_one_by_one(small, True), lambda: insert_one_by_one(small, False), 1)
+    o, t, io, it = best_pair(
+        lambda: insert_one_by_one(small, True), lambda: insert_one_by_one(small, False), 1
+    )
     same = io.index_struct.nodes_dict == it.index_struct.nodes_dict and (
         io.storage_context.docstore.to_dict() == it.storage_context.docstore.to_dict()
     )
     row(f"{n_simple} inserts, all Rust vs all Simple*", o, t, same)
     half = min(
-        best_pair(lambda: insert_one_by_one(nodes[:n_half], True), lambda: None, 1)[0] for _ in range(repeat)
+        best_pair(lambda: insert_one_by_one(nodes[:n_half], True), lambda: None, 1)[0]
+        for _ in range(repeat)
     )
-    full = min(best_pair(lambda: insert_one_by_one(nodes, True), lambda: None, 1)[0] for _ in range(repeat))
+    full = min(
+        best_pair(lambda: insert_one_by_one(nodes, True), lambda: None, 1)[0] for _ in range(repeat)
+    )
     row(f"{n_half} inserts, all Rust", half, None, None)
-    row(f"{2 * n_half} inserts, all Rust", full, None, None, f"{full / half:.2f}x the time of {n_half} (linear: 2x)")
+    row(
+        f"{2 * n_half} inserts, all Rust",
+        full,
+        None,
+        None,
+        f"{full / half:.2f}x the time of {n_half} (linear: 2x)",
+    )
 
 
 def main() -> None:

@@ -37,6 +37,7 @@ from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode 
 from llama_index.core.storage.docstore import SimpleDocumentStore  # noqa: E402
 from llama_index.core.storage.index_store import SimpleIndexStore  # noqa: E402
 from llama_index.core.vector_stores import SimpleVectorStore, VectorStoreQuery  # noqa: E402
+
 from llama_index_rs import (  # noqa: E402
     RustDocumentStore,
     RustIndexStore,

@@ -11,10 +11,11 @@ import sys
 import textwrap
 import zlib
 
-import llama_index_rs
 import numpy as np
 import pytest
 from llama_index.core.vector_stores.simple import SimpleVectorStore
+
+import llama_index_rs
 from llama_index_rs import RustVectorStore, _native
 
 HEADER_LEN = 256

@@ -19,6 +19,7 @@ from llama_index.core.storage.docstore import SimpleDocumentStore
 from llama_index.core.storage.docstore.types import BaseDocumentStore
 from llama_index.core.storage.kvstore import SimpleKVStore
 from llama_index.core.vector_stores import SimpleVectorStore
+
 from llama_index_rs import RustDocumentStore, RustKVStore
 
 DATA = pathlib.Path(__file__).resolve().parent.parent / "demo" / "data"

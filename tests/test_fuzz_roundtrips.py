@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from llama_index.core.storage.kvstore import SimpleKVStore
 from llama_index.core.vector_stores import SimpleVectorStore
+
 from llama_index_rs import RustKVStore, RustVectorStore
 
 # Any code point, lone surrogates included (Python's json round-trips them; ensure_ascii escapes them).

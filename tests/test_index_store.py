@@ -13,6 +13,7 @@ from llama_index.core.data_structs.data_structs import IndexDict, IndexList, Key
 from llama_index.core.schema import TextNode
 from llama_index.core.storage.index_store import SimpleIndexStore
 from llama_index.core.vector_stores import SimpleVectorStore
+
 from llama_index_rs import RustDocumentStore, RustIndexStore
 
 

@@ -6,7 +6,6 @@ import json
 import pathlib
 from typing import Dict, List
 
-import llama_index_rs
 import numpy as np
 import pytest
 from llama_index.core import Document, StorageContext, VectorStoreIndex, load_index_from_storage
@@ -17,6 +16,8 @@ from llama_index.core.storage.docstore import SimpleDocumentStore
 from llama_index.core.storage.index_store import SimpleIndexStore
 from llama_index.core.storage.kvstore import SimpleKVStore
 from llama_index.core.vector_stores import SimpleVectorStore
+
+import llama_index_rs
 from llama_index_rs import RustDocumentStore, RustIndexStore, RustKVStore, RustVectorStore
 
 DATA = pathlib.Path(__file__).resolve().parent.parent / "demo" / "data"

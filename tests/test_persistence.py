@@ -14,9 +14,10 @@ import threading
 import time
 
 import fsspec
-import llama_index_rs
 import numpy as np
 import pytest
+
+import llama_index_rs
 from llama_index_rs import RustVectorStore, _native
 
 
