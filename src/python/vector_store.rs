@@ -385,6 +385,19 @@ impl PyVectorStore {
         Ok(())
     }
 
+    /// Benchmark baseline only (not used by the package): the same streamed JSON written the way
+    /// SimpleVectorStore writes it, truncating `path` in place without a temporary file, fsync or
+    /// lock, so `benches/persistence.py` can price the crash-safety protocol on the real persist.
+    fn _write_json_unsafely(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        py.detach(|| -> crate::StoreResult<()> {
+            let mut file = std::fs::File::create(&path).map_err(|e| crate::StoreError::io(&path, e))?;
+            json_format::write_json(&self.inner.read(), |piece| {
+                std::io::Write::write_all(&mut file, piece).map_err(|e| crate::StoreError::io(&path, e))
+            })
+        })?;
+        Ok(())
+    }
+
     /// Loads from the binary file beside `json_path` when it mirrors the JSON file, else from the JSON.
     /// Returns `(store, path loaded, why the binary file was not used, whether it was damaged)`.
     #[staticmethod]
