@@ -35,10 +35,26 @@ pub fn is_normalized(text: &[u8]) -> bool {
 /// one (see the module header). What follows the value is not looked at.
 #[must_use]
 pub fn normalized_len(b: &[u8]) -> Option<usize> {
-    // One entry per open container: `Some(start)` for an object whose keys are `keys[start..]`,
-    // `None` for an array. One shared key list: no allocation per object.
-    let mut stack: Vec<Option<usize>> = Vec::new();
-    let mut keys: Vec<&[u8]> = Vec::new();
+    // A load calls this once per stored value (tens of thousands of times): the container stack and
+    // key list are reused per thread instead of growing fresh vectors each call.
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<(Vec<Option<usize>>, Vec<(usize, usize)>)> =
+            const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    }
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => {
+            let (stack, keys) = &mut *scratch;
+            stack.clear();
+            keys.clear();
+            normalized_len_with(b, stack, keys)
+        }
+        Err(_) => normalized_len_with(b, &mut Vec::new(), &mut Vec::new()),
+    })
+}
+
+fn normalized_len_with(b: &[u8], stack: &mut Vec<Option<usize>>, keys: &mut Vec<(usize, usize)>) -> Option<usize> {
+    // One entry per open container: `Some(start)` for an object whose keys (as spans of `b`) are
+    // `keys[start..]`, `None` for an array. One shared key list: no allocation per object.
     let mut i = 0usize;
     let mut state = State::Value;
     loop {
@@ -89,7 +105,7 @@ pub fn normalized_len(b: &[u8]) -> Option<usize> {
                     return None;
                 }
                 let end = string_end(b, i)?;
-                keys.push(&b[i..end]);
+                keys.push((i, end));
                 if b.get(end..end + 2)? != b": " {
                     return None;
                 }
@@ -106,7 +122,7 @@ pub fn normalized_len(b: &[u8]) -> Option<usize> {
                     continue;
                 }
                 match (b.get(i)?, top) {
-                    (b'}', Some(start)) if !has_duplicates(&mut keys[start..]) => keys.truncate(start),
+                    (b'}', Some(start)) if !has_duplicates(b, &mut keys[start..]) => keys.truncate(start),
                     (b']', None) => {}
                     _ => return None,
                 }
@@ -193,10 +209,14 @@ fn number_end(b: &[u8], start: usize) -> Option<usize> {
 }
 
 /// Whether `keys` has a repeat. May reorder `keys` (the caller drops them next).
-fn has_duplicates(keys: &mut [&[u8]]) -> bool {
+fn has_duplicates(b: &[u8], keys: &mut [(usize, usize)]) -> bool {
+    let text = |&(start, end): &(usize, usize)| &b[start..end];
     if keys.len() <= 8 {
-        return keys.iter().enumerate().any(|(i, k)| keys[..i].contains(k));
+        return keys
+            .iter()
+            .enumerate()
+            .any(|(i, k)| keys[..i].iter().any(|j| text(j) == text(k)));
     }
-    keys.sort_unstable();
-    keys.windows(2).any(|w| w[0] == w[1])
+    keys.sort_unstable_by(|x, y| text(x).cmp(text(y)));
+    keys.windows(2).any(|w| text(&w[0]) == text(&w[1]))
 }
