@@ -38,7 +38,7 @@ pub fn normalized_len(b: &[u8]) -> Option<usize> {
     // A load calls this once per stored value (tens of thousands of times): the container stack and
     // key list are reused per thread instead of growing fresh vectors each call.
     thread_local! {
-        static SCRATCH: std::cell::RefCell<(Vec<Option<usize>>, Vec<(usize, usize)>)> =
+        static SCRATCH: std::cell::RefCell<(Vec<Option<usize>>, Vec<KeySpan>)> =
             const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
     }
     SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
@@ -52,7 +52,10 @@ pub fn normalized_len(b: &[u8]) -> Option<usize> {
     })
 }
 
-fn normalized_len_with(b: &[u8], stack: &mut Vec<Option<usize>>, keys: &mut Vec<(usize, usize)>) -> Option<usize> {
+/// An object key as the span `b[start..end]` of the text being checked.
+type KeySpan = (usize, usize);
+
+fn normalized_len_with(b: &[u8], stack: &mut Vec<Option<usize>>, keys: &mut Vec<KeySpan>) -> Option<usize> {
     // One entry per open container: `Some(start)` for an object whose keys (as spans of `b`) are
     // `keys[start..]`, `None` for an array. One shared key list: no allocation per object.
     let mut i = 0usize;
@@ -209,8 +212,8 @@ fn number_end(b: &[u8], start: usize) -> Option<usize> {
 }
 
 /// Whether `keys` has a repeat. May reorder `keys` (the caller drops them next).
-fn has_duplicates(b: &[u8], keys: &mut [(usize, usize)]) -> bool {
-    let text = |&(start, end): &(usize, usize)| &b[start..end];
+fn has_duplicates(b: &[u8], keys: &mut [KeySpan]) -> bool {
+    let text = |&(start, end): &KeySpan| &b[start..end];
     if keys.len() <= 8 {
         return keys
             .iter()
