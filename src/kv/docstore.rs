@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 
 use crate::error::{StoreError, StoreResult};
+use crate::json::scan::quote_or_backslash;
 use crate::json::{parse, to_vec, write_str, Cursor, JStr, Object, Value};
 
 use super::{normalized_len, KvStore};
@@ -295,8 +296,8 @@ fn append_node_id(raw: &[u8], node_id: &JStr, doc_metadata: &Value) -> Option<Ve
 fn normalized_string_end(b: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
     loop {
-        i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
-        if b[i] == b'"' {
+        i = quote_or_backslash(b, i);
+        if *b.get(i)? == b'"' {
             return Some(i + 1);
         }
         i += 2;
@@ -376,16 +377,15 @@ pub fn for_each_truthy_field<E: From<StoreError>>(
     for (key, raw) in coll.iter() {
         if first_key_plain {
             if let Some(rest) = raw.strip_prefix(prefix.as_bytes()) {
-                if let Some(end) = memchr::memchr2(b'"', b'\\', rest) {
-                    if rest[end] == b'"' {
-                        // Stored text is normalized: a string without escapes is printable ASCII.
-                        if end > 0 {
-                            if let Ok(s) = std::str::from_utf8(&rest[..end]) {
-                                f(key, Field::Plain(s))?;
-                            }
+                let end = quote_or_backslash(rest, 0);
+                if rest.get(end) == Some(&b'"') {
+                    // Stored text is normalized: a string without escapes is printable ASCII.
+                    if end > 0 {
+                        if let Ok(s) = std::str::from_utf8(&rest[..end]) {
+                            f(key, Field::Plain(s))?;
                         }
-                        continue;
                     }
+                    continue;
                 }
             }
         }
