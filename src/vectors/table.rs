@@ -410,16 +410,27 @@ impl VectorStore {
 
         for (new, v) in rows.into_iter().zip(embeddings.chunks_exact(dim)) {
             let norm = norm_f32(v);
-            if let Some(r) = self.lookup(&new.id) {
+            let existing = self.lookup(&new.id);
+            // An entry keeps the position (sequence number) of the one it replaces: the row's own
+            // when it is re-added, an orphan's when the id had only a ref-doc / metadata entry.
+            let (seq_ref, seq_meta) = match existing {
+                Some(r) => {
+                    let row = &self.rows[r as usize];
+                    (row.ref_doc.as_ref().map(|e| e.0), row.metadata.as_ref().map(|e| e.0))
+                }
+                None => (
+                    self.orphan_refs.remove(&new.id).map(|e| e.0),
+                    self.orphan_meta.remove(&new.id).map(|e| e.0),
+                ),
+            };
+            let ref_doc = new
+                .ref_doc_id
+                .map(|s| (seq_ref.unwrap_or_else(|| self.seq()), Text::from(s)));
+            let metadata = new
+                .metadata
+                .map(|m| (seq_meta.unwrap_or_else(|| self.seq()), Meta::Parsed(m)));
+            if let Some(r) = existing {
                 self.storage.as_mut().expect("storage exists").overwrite(r, v);
-                let seq_ref = self.rows[r as usize].ref_doc.as_ref().map(|e| e.0);
-                let seq_meta = self.rows[r as usize].metadata.as_ref().map(|e| e.0);
-                let ref_doc = new
-                    .ref_doc_id
-                    .map(|s| (seq_ref.unwrap_or_else(|| self.seq()), Text::from(s)));
-                let metadata = new
-                    .metadata
-                    .map(|m| (seq_meta.unwrap_or_else(|| self.seq()), Meta::Parsed(m)));
                 let meta = &mut self.rows[r as usize];
                 self.ref_rows = self.ref_rows + usize::from(ref_doc.is_some()) - usize::from(meta.ref_doc.is_some());
                 self.meta_rows =
@@ -428,14 +439,6 @@ impl VectorStore {
                 meta.metadata = metadata;
                 meta.norm = norm;
             } else {
-                let seq_ref = self.orphan_refs.remove(&new.id).map(|e| e.0);
-                let seq_meta = self.orphan_meta.remove(&new.id).map(|e| e.0);
-                let ref_doc = new
-                    .ref_doc_id
-                    .map(|s| (seq_ref.unwrap_or_else(|| self.seq()), Text::from(s)));
-                let metadata = new
-                    .metadata
-                    .map(|m| (seq_meta.unwrap_or_else(|| self.seq()), Meta::Parsed(m)));
                 self.ref_rows += usize::from(ref_doc.is_some());
                 self.meta_rows += usize::from(metadata.is_some());
                 let r = self.storage.as_mut().expect("storage exists").push(v);
