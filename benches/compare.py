@@ -96,25 +96,34 @@ def simple_store(x: np.ndarray) -> SimpleVectorStore:
     return store
 
 
-def bench_query(n: int, d: int, simple_n: int) -> None:
-    print(f"\n== one top-10 query, {n:,} x {d} (unit rows, cosine) ==")
+def query_vs_numpy(n: int, d: int, repeat: int) -> tuple:
+    """numpy's and our time for one top-10 query on the same n x d data, rows printed.
+
+    Returns (x, q, vq, want, store, t_np, t_rs)."""
     x = make_data(n, d)
     q = make_data(1, d, seed=1)[0]
     k = 10
     want = numpy_topk(x, q, k)
-    t_np, got = best_of(lambda: numpy_topk(x, q, k), 7)
+    t_np, _ = best_of(lambda: numpy_topk(x, q, k), repeat)
     row("query", f"numpy x @ q + argpartition ({n:,}x{d})", t_np, t_np, True)
     store = rust_store(x)
     vq = VectorStoreQuery(query_embedding=q.astype(np.float64).tolist(), similarity_top_k=k)
-    t_rs, res = best_of(lambda: store.query(vq), 7)
+    t_rs, res = best_of(lambda: store.query(vq), repeat)
     row(
         "query",
-        "RustVectorStore.query",
+        f"RustVectorStore.query ({n:,}x{d})",
         t_rs,
         t_np,
         ids_match(res.ids, want),
         "ratio = numpy time / ours",
     )
+    return x, q, vq, want, store, t_np, t_rs
+
+
+def bench_query(n: int, d: int, simple_n: int) -> None:
+    print(f"\n== one top-10 query, {n:,} x {d} (unit rows, cosine) ==")
+    x, q, vq, want, store, t_np, t_rs = query_vs_numpy(n, d, 7)
+    k = 10
     try:
         import faiss
 
@@ -175,23 +184,7 @@ def bench_query(n: int, d: int, simple_n: int) -> None:
 def bench_query_large(n: int, d: int) -> None:
     """One query at a size no Simple* store reaches: ours vs numpy only (the memory-bandwidth floor)."""
     print(f"\n== one top-10 query, {n:,} x {d} (ours and numpy only) ==")
-    x = make_data(n, d)
-    q = make_data(1, d, seed=1)[0]
-    k = 10
-    want = numpy_topk(x, q, k)
-    t_np, _ = best_of(lambda: numpy_topk(x, q, k), 5)
-    row("query", f"numpy x @ q + argpartition ({n:,}x{d})", t_np, t_np, True)
-    store = rust_store(x)
-    vq = VectorStoreQuery(query_embedding=q.astype(np.float64).tolist(), similarity_top_k=k)
-    t_rs, res = best_of(lambda: store.query(vq), 5)
-    row(
-        "query",
-        f"RustVectorStore.query ({n:,}x{d})",
-        t_rs,
-        t_np,
-        ids_match(res.ids, want),
-        "ratio = numpy time / ours",
-    )
+    *_, t_np, t_rs = query_vs_numpy(n, d, 5)
     print(f"  -> ours vs numpy: {t_rs / t_np:.2f}x numpy's time")
 
 
