@@ -8,6 +8,7 @@ pub mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzz_checks;
+mod hugepages;
 pub mod json;
 pub mod kv;
 pub mod persist;

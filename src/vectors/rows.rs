@@ -52,13 +52,21 @@ impl OwnedRows {
         self.stride / LANES
     }
 
+    /// Room for `rows` more rows. Every growth of the block asks for huge pages (`hugepages`): a
+    /// query reads all rows, and with 4 KiB pages a scan of 600 MB was ~15% slower than numpy's
+    /// over the same matrix, which numpy backs with huge pages.
     pub fn reserve(&mut self, rows: usize) {
-        self.blocks.reserve(rows * self.blocks_per_row());
+        let blocks = rows * self.blocks_per_row();
+        if self.blocks.capacity() - self.blocks.len() < blocks {
+            self.blocks.reserve(blocks);
+            crate::hugepages::advise(&self.blocks);
+        }
     }
 
     pub fn push(&mut self, v: &[f32]) -> u32 {
         debug_assert_eq!(v.len(), self.dim);
         let start = self.len * self.stride;
+        self.reserve(1);
         self.blocks
             .resize(self.blocks.len() + self.blocks_per_row(), A64::default());
         self.floats_mut()[start..start + v.len()].copy_from_slice(v);

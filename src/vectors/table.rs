@@ -101,23 +101,13 @@ fn row_table_entries_stay_small() {
 
 impl RowMeta {
     /// An empty vector for `n` rows (`None` if that much memory cannot be had: a damaged row count
-    /// must be an error, not an abort). A large one is backed by transparent huge pages where the
-    /// kernel offers them on request (Linux `madvise` mode): filling a million rows touches ~110 MB
-    /// of fresh memory, and 4 KiB page faults were half the cost of a binary load.
+    /// must be an error, not an abort). A large one asks for transparent huge pages: filling a
+    /// million rows touches ~110 MB of fresh memory, and 4 KiB page faults were half the cost of a
+    /// binary load.
     pub(super) fn vec_with_capacity(n: usize) -> Option<Vec<RowMeta>> {
         let mut v: Vec<RowMeta> = Vec::new();
         v.try_reserve_exact(n).ok()?;
-        #[cfg(target_os = "linux")]
-        {
-            const HUGE: usize = 2 << 20;
-            let start = (v.as_ptr() as usize).next_multiple_of(HUGE);
-            let end = (v.as_ptr() as usize + n * std::mem::size_of::<RowMeta>()) & !(HUGE - 1);
-            if end > start {
-                // SAFETY: the range lies inside the vector's own allocation (untouched so far); the
-                // advice only changes how the kernel backs it, never its contents. Failure is harmless.
-                unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
-            }
-        }
+        crate::hugepages::advise(&v);
         Some(v)
     }
 }
