@@ -1175,6 +1175,44 @@ def test_add_embeddings_equals_add_nodes(tmp_path):
         Ours().add_embeddings(["a", "b"], mat[:2], ref_doc_ids=["x"])
 
 
+@pytest.mark.parametrize("odd_row", [None, "numpy-float64", "int", "short"])
+def test_large_first_add_with_repeated_ids(odd_row, tmp_path):
+    # 400 x 384 floats: big enough for the pool to read the lists, and the first add into an empty
+    # store adopts the rows as storage (a repeated id leaves a tombstone). One odd row sends the
+    # whole batch down the general path (or, too short, to the same error as the oracle).
+    rng = np.random.default_rng(5)
+    mat = rand_matrix(rng, 400, 384)
+    refs = [None if i % 9 == 0 else f"doc{i % 4}" for i in range(400)]
+    md = [{"i": i, "tag": "ü" * (i % 3)} for i in range(400)]
+    nodes = nodes_from_matrix(mat, refs=refs, metadata=md)
+    for i in (120, 399):  # ids repeating earlier ones, with other vectors and metadata
+        nodes[i].id_ = f"n{i - 100}"
+    row = nodes[250].embedding
+    if odd_row == "numpy-float64":
+        nodes[250].embedding = [np.float64(x) for x in row]
+    elif odd_row == "int":
+        nodes[250].embedding = row[:-1] + [3]
+    elif odd_row == "short":
+        nodes[250].embedding = row[:-1]
+    p = Pair()
+    if odd_row == "short":
+        ours = Ours()
+        with pytest.raises(ValueError, match="dimension 383"):
+            ours.add(nodes)
+        assert ours.to_dict() == Ours().to_dict()
+        return
+    p.add(nodes)
+    p.check_state()
+    for k in (1, 10, None):
+        p.query(q(mat[20].tolist(), k=k))
+    p.query(q(mat[299].tolist(), k=5, mode=MMR))
+    assert persisted(p.theirs, tmp_path / "t.json") == persisted(p.ours, tmp_path / "o.json")
+    p.both("delete_nodes", [f"n{i}" for i in range(0, 400, 3)])
+    p.add(nodes_from_matrix(mat[:50], prefix="m"))
+    p.check_state()
+    p.query(q(mat[7].tolist(), k=15))
+
+
 @ours_only
 def test_simd_backend():
     import llama_index_rs

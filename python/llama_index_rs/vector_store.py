@@ -142,6 +142,14 @@ class _LiveData(SimpleVectorStoreData):
         return (SimpleVectorStoreData.from_dict, (self.to_dict(),))
 
 
+def _exotic_record(node: BaseNode) -> Dict[str, Any]:
+    """The metadata record SimpleVectorStore.add stores for a node whose metadata is not plain JSON
+    (the native side builds the record of plain metadata itself): LlamaIndex's own serialization."""
+    record = node_to_metadata_dict(node, remove_text=True, flat_metadata=False)
+    record.pop("_node_content", None)
+    return record
+
+
 class RustVectorStore(SimpleVectorStore):
     """Drop-in replacement for LlamaIndex's `SimpleVectorStore`, with the data held in Rust.
 
@@ -294,26 +302,9 @@ class RustVectorStore(SimpleVectorStore):
         raise NotImplementedError("SimpleVectorStore does not store nodes directly.")
 
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> List[str]:
-        ids: List[str] = []
-        embeddings: List[List[float]] = []
-        ref_doc_ids: List[str] = []
-        metadata: List[Dict[str, Any]] = []
-        node_types: List[Optional[str]] = []
-        is_plain = _native.is_plain_json
-        for node in nodes:
-            ids.append(node.node_id)
-            embeddings.append(node.get_embedding())
-            ref_doc_ids.append(node.ref_doc_id or "None")
-            if is_plain(node.metadata):
-                metadata.append(node.metadata)
-                node_types.append(node.class_name())
-            else:  # exotic values: let LlamaIndex's own serialization decide what is stored
-                record = node_to_metadata_dict(node, remove_text=True, flat_metadata=False)
-                record.pop("_node_content", None)
-                metadata.append(record)
-                node_types.append(None)
-        self._native.add(ids, embeddings, ref_doc_ids, metadata, node_types)
-        return ids
+        # The loop over the nodes (node_id, get_embedding(), ref_doc_id, metadata, as
+        # SimpleVectorStore.add reads them) runs in Rust; see `_exotic_record`.
+        return self._native.add_nodes(nodes, _exotic_record)
 
     def add_embeddings(
         self,

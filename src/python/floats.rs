@@ -14,6 +14,12 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyList};
 
+use crate::vectors::OwnedRows;
+
+/// From this many floats on, `rows_from_float_lists` reads on the pool: at ~4 ns a float (each a
+/// separate heap object) that is ~0.5 ms of work, more than waking the pool costs.
+const PARALLEL_FLOATS: usize = 1 << 17;
+
 /// `PyListObject`'s layout: `PyObject_VAR_HEAD`, then the item array.
 #[repr(C)]
 struct ListLayout {
@@ -95,4 +101,49 @@ pub(crate) fn extend_from_float_list<T>(
         }
     }
     true
+}
+
+/// A list's item array, shared with the pool threads of `rows_from_float_lists`.
+struct Items(*const *mut ffi::PyObject);
+
+// SAFETY: only read, by pool threads, while the thread that made it holds the GIL and waits for them
+// (see `rows_from_float_lists`).
+unsafe impl Send for Items {}
+unsafe impl Sync for Items {}
+
+/// `lists` as rows when every one is an exact `list` of `dim` exact `float`s (else `None`: the
+/// caller takes the general path, which also reports what is wrong). Large batches are read by the
+/// pool while this thread holds the GIL and blocks in the pool call, so no Python code can run:
+/// every list keeps its items and every float its value while the workers read them through the
+/// verified layouts. The workers touch no reference counts and call no Python API.
+pub(crate) fn rows_from_float_lists(py: Python<'_>, lists: &[Bound<'_, PyAny>], dim: usize) -> Option<OwnedRows> {
+    if !layouts_verified(py) {
+        return None;
+    }
+    let mut items = Vec::with_capacity(lists.len());
+    for row in lists {
+        let list = row.cast_exact::<PyList>().ok()?;
+        if list.len() != dim {
+            return None;
+        }
+        // SAFETY: a live list (GIL held) with the verified layout.
+        items.push(Items(unsafe { (*list.as_ptr().cast::<ListLayout>()).ob_item }));
+    }
+    let float_type = std::ptr::addr_of_mut!(ffi::PyFloat_Type) as usize;
+    let parallel = lists.len() * dim >= PARALLEL_FLOATS;
+    OwnedRows::filled(lists.len(), dim, parallel, |i, out| {
+        // SAFETY: list i has `dim` = `out.len()` items (checked above, and nothing can change it,
+        // see the function comment); each item is a live object whose header matches `FloatLayout`'s
+        // first two words, and only an exact float's `ob_fval` is read.
+        unsafe {
+            for (j, o) in out.iter_mut().enumerate() {
+                let item = (*items[i].0.add(j)).cast::<FloatLayout>();
+                if (*item).ob_type as usize != float_type {
+                    return false;
+                }
+                *o = (*item).ob_fval as f32;
+            }
+        }
+        true
+    })
 }

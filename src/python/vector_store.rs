@@ -6,15 +6,16 @@ use std::path::PathBuf;
 use numpy::{PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
 use parking_lot::RwLock;
 use pyo3::exceptions::PyValueError;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
-use super::convert::{py_to_value, value_to_py};
+use super::convert::{is_plain, py_to_value, value_to_py};
 use super::filters::convert_filters;
-use super::floats::extend_from_float_list;
+use super::floats::{extend_from_float_list, rows_from_float_lists};
 use crate::json::{JStr, Value};
 use crate::vectors::binary_format::{self, PersistFormat};
-use crate::vectors::{json_format, Filters, Hit, NewRow, Query, QueryMode, VectorStore};
+use crate::vectors::{json_format, Filters, Hit, NewRow, OwnedRows, Query, QueryMode, VectorStore};
 
 /// Below this many f32 multiply-adds a query runs without releasing the GIL: detaching costs more
 /// than the work.
@@ -25,17 +26,30 @@ pub struct PyVectorStore {
     inner: RwLock<VectorStore>,
 }
 
-/// Embeddings as one row-major f32 block. Accepts a 2-D numpy array (any float dtype) or a sequence of
-/// float sequences; a row whose length differs from the first is reported with its node id.
-fn extract_embeddings(py: Python<'_>, obj: &Bound<'_, PyAny>, ids: &[String]) -> PyResult<(Vec<f32>, usize)> {
+/// From this many floats on, copying a numpy array into rows runs on the pool.
+const PARALLEL_COPY_FLOATS: usize = 1 << 21;
+
+/// Embeddings as row storage. Accepts a 2-D numpy array (any float dtype) or a sequence of float
+/// sequences; a row whose length differs from the first is reported with its node id.
+fn extract_embeddings(py: Python<'_>, obj: &Bound<'_, PyAny>, ids: &[String]) -> PyResult<OwnedRows> {
     if let Ok(arr) = obj.cast::<PyArray2<f32>>() {
         let ro: PyReadonlyArray2<f32> = arr.readonly();
-        let dim = ro.shape()[1];
-        let data = match ro.as_slice() {
-            Ok(s) => s.to_vec(),
-            Err(_) => ro.as_array().iter().copied().collect(),
+        let [n, dim] = [ro.shape()[0], ro.shape()[1]];
+        let parallel = n * dim >= PARALLEL_COPY_FLOATS;
+        let rows = match ro.as_slice() {
+            Ok(s) => OwnedRows::filled(n, dim, parallel, |i, out| {
+                out.copy_from_slice(&s[i * dim..(i + 1) * dim]);
+                true
+            }),
+            Err(_) => {
+                let a = ro.as_array();
+                OwnedRows::filled(n, dim, parallel, |i, out| {
+                    out.iter_mut().zip(a.row(i)).for_each(|(o, &x)| *o = x);
+                    true
+                })
+            }
         };
-        return Ok((data, dim));
+        return rows.ok_or_else(|| PyValueError::new_err("embeddings do not fit in memory"));
     }
     if obj.hasattr("__array_interface__")? {
         let np = py.import("numpy")?;
@@ -48,13 +62,23 @@ fn extract_embeddings(py: Python<'_>, obj: &Bound<'_, PyAny>, ids: &[String]) ->
         }
         return extract_embeddings(py, &arr, ids);
     }
+    let rows: Vec<Bound<'_, PyAny>> = obj.try_iter()?.collect::<PyResult<_>>()?;
+    embeddings_from_rows(py, &rows, ids)
+}
+
+/// `extract_embeddings` for a sequence of rows, already collected.
+fn embeddings_from_rows(py: Python<'_>, rows: &[Bound<'_, PyAny>], ids: &[String]) -> PyResult<OwnedRows> {
+    let first_len = rows.first().map(|r| r.len()).transpose()?.unwrap_or(0);
+    if let Some(block) = rows_from_float_lists(py, rows, first_len) {
+        return Ok(block);
+    }
+    // The general path: any sequence of numbers, with errors naming the node.
     let mut data = Vec::new();
     let mut dim = None;
-    for (i, row) in obj.try_iter()?.enumerate() {
-        let row = row?;
+    for (i, row) in rows.iter().enumerate() {
         let id = ids.get(i).map_or("?", String::as_str);
         let start = data.len();
-        if !extend_from_float_list(&mut data, &row, |x| x as f32) {
+        if !extend_from_float_list(&mut data, row, |x| x as f32) {
             data.truncate(start);
             let values: Vec<f64> = row
                 .extract()
@@ -72,7 +96,12 @@ fn extract_embeddings(py: Python<'_>, obj: &Bound<'_, PyAny>, ids: &[String]) ->
             Some(_) => {}
         }
     }
-    Ok((data, dim.unwrap_or(0)))
+    let dim = dim.unwrap_or(0);
+    OwnedRows::filled(rows.len(), dim, false, |i, out| {
+        out.copy_from_slice(&data[i * dim..(i + 1) * dim]);
+        true
+    })
+    .ok_or_else(|| PyValueError::new_err("embeddings do not fit in memory"))
 }
 
 fn extract_query_embedding(obj: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
@@ -140,7 +169,7 @@ impl PyVectorStore {
                 "ids, ref_doc_ids, metadata and node_types must have one entry per node",
             ));
         }
-        let (data, dim) = extract_embeddings(py, embeddings, &ids)?;
+        let block = extract_embeddings(py, embeddings, &ids)?;
         let mut rows = Vec::with_capacity(n);
         for (((id, ref_doc_id), md), node_type) in ids.into_iter().zip(ref_doc_ids).zip(metadata).zip(node_types) {
             let md = match md {
@@ -159,14 +188,62 @@ impl PyVectorStore {
                 metadata: md,
             });
         }
-        if n > 0 && data.len() != n * dim.max(1) && dim != 0 {
+        if n > 0 && block.len() != n && block.dim() != 0 {
             return Err(PyValueError::new_err(format!(
                 "expected {n} embeddings, got {}",
-                data.len() / dim.max(1)
+                block.len()
             )));
         }
-        py.detach(|| self.inner.write().add(rows, &data, dim))?;
+        py.detach(|| self.inner.write().add_block(rows, block))?;
         Ok(())
+    }
+
+    /// `SimpleVectorStore.add(nodes)`: reads each node as it does, in its order (`node_id`,
+    /// `get_embedding()`, `ref_doc_id or "None"`, `metadata`), and returns the ids. The record of
+    /// plain metadata (`is_plain`) is built here; other metadata is `exotic_record(node)`
+    /// (LlamaIndex's own serialization). The embeddings are read after the loop, by the pool when
+    /// there are many.
+    fn add_nodes<'py>(
+        &self,
+        py: Python<'py>,
+        nodes: &Bound<'py, PyAny>,
+        exotic_record: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(py);
+        let (mut ids, mut embeddings, mut entries) = (Vec::new(), Vec::new(), Vec::new());
+        for node in nodes.try_iter()? {
+            let node = node?;
+            let id = node.getattr(intern!(py, "node_id"))?;
+            ids.push(id.extract::<String>()?);
+            out.append(&id)?;
+            embeddings.push(node.call_method0(intern!(py, "get_embedding"))?);
+            let r = node.getattr(intern!(py, "ref_doc_id"))?;
+            let ref_doc_id = if r.is_truthy()? {
+                r.extract::<String>()?
+            } else {
+                "None".to_owned()
+            };
+            let md = node.getattr(intern!(py, "metadata"))?;
+            let record = if is_plain(&md) {
+                let node_type: String = node.call_method0(intern!(py, "class_name"))?.extract()?;
+                node_record(py_to_value(&md)?, &node_type, &ref_doc_id)
+            } else {
+                py_to_value(&exotic_record.call1((&node,))?)?
+            };
+            entries.push((ref_doc_id, record));
+        }
+        let block = embeddings_from_rows(py, &embeddings, &ids)?;
+        let rows = ids
+            .into_iter()
+            .zip(entries)
+            .map(|(id, (ref_doc_id, record))| NewRow {
+                id,
+                ref_doc_id: Some(ref_doc_id),
+                metadata: Some(record),
+            })
+            .collect();
+        py.detach(|| self.inner.write().add_block(rows, block))?;
+        Ok(out)
     }
 
     fn get<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyList>> {
@@ -475,7 +552,7 @@ impl PyVectorStore {
                 ids.push(k.cast::<PyString>()?.to_str()?.to_owned());
                 vectors.append(v)?;
             }
-            let (data, dim) = extract_embeddings(py, vectors.as_any(), &ids)?;
+            let block = extract_embeddings(py, vectors.as_any(), &ids)?;
             let rows = ids
                 .into_iter()
                 .map(|id| NewRow {
@@ -484,7 +561,7 @@ impl PyVectorStore {
                     metadata: None,
                 })
                 .collect();
-            store.load_rows(rows, &data, dim)?;
+            store.load_block(rows, block)?;
         }
         if let Some(refs) = text_id_to_ref_doc_id {
             for (k, v) in refs.iter() {

@@ -31,6 +31,7 @@ mod table;
 
 pub use filter::{FilterCondition, FilterNode, FilterOperator, Filters, MetadataFilter};
 pub use kernels::backend_name;
+pub use rows::OwnedRows;
 pub use search::{Hit, Query, QueryMode};
 pub use table::{NewRow, RowRef, VectorStore};
 

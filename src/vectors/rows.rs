@@ -8,9 +8,11 @@
 //! A compaction of a mapped storage copies the surviving rows into owned storage.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use memmap2::Mmap;
+use rayon::prelude::*;
 
 /// 16 f32 = 64 bytes, 64-byte aligned: the allocation unit that makes every row cache-line aligned.
 #[derive(Clone, Copy, Debug, Default)]
@@ -36,6 +38,66 @@ impl OwnedRows {
             stride: dim.div_ceil(LANES) * LANES,
             len: 0,
         }
+    }
+
+    /// `n` rows of `dim` floats written in place by `fill(row, out)`, on the pool when `parallel`
+    /// (a few dozen rows per task). The block starts zeroed without being touched (so the padding
+    /// is zero and the first touch, by the filling threads, gets huge pages). `None` as soon as a
+    /// `fill` returns false.
+    pub fn filled(
+        n: usize,
+        dim: usize,
+        parallel: bool,
+        fill: impl Fn(usize, &mut [f32]) -> bool + Sync,
+    ) -> Option<Self> {
+        let mut rows = OwnedRows::new(dim);
+        let blocks = n.checked_mul(rows.blocks_per_row())?;
+        if blocks > 0 {
+            let layout = std::alloc::Layout::array::<A64>(blocks).ok()?;
+            // SAFETY: `layout` has a non-zero size. An all-zero A64 is a valid value (16 zero
+            // floats), and the pointer comes from the global allocator with A64's layout for exactly
+            // `blocks` elements, which is what `Vec::from_raw_parts` requires.
+            rows.blocks = unsafe {
+                let p = std::alloc::alloc_zeroed(layout).cast::<A64>();
+                if p.is_null() {
+                    std::alloc::handle_alloc_error(layout);
+                }
+                Vec::from_raw_parts(p, blocks, blocks)
+            };
+            crate::hugepages::advise(&rows.blocks);
+        }
+        rows.len = n;
+        let (stride, failed) = (rows.stride, AtomicBool::new(false));
+        let fill_row = |(i, out): (usize, &mut [f32])| {
+            if !failed.load(Ordering::Relaxed) && !fill(i, &mut out[..dim]) {
+                failed.store(true, Ordering::Relaxed);
+            }
+        };
+        let floats = rows.floats_mut();
+        if stride == 0 {
+            // dim 0: no floats to fill (the table rejects such rows with its own message).
+        } else if parallel && n > 1 {
+            floats
+                .par_chunks_mut(stride)
+                .enumerate()
+                .with_min_len(32)
+                .for_each(fill_row);
+        } else {
+            floats.chunks_mut(stride).enumerate().for_each(fill_row);
+        }
+        (!failed.into_inner()).then_some(rows)
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     fn floats(&self) -> &[f32] {
@@ -72,6 +134,13 @@ impl OwnedRows {
         self.floats_mut()[start..start + v.len()].copy_from_slice(v);
         self.len += 1;
         u32::try_from(self.len - 1).expect("more than u32::MAX rows")
+    }
+
+    /// Copies row `from` over row `to`.
+    pub fn copy_row(&mut self, from: u32, to: u32) {
+        let bpr = self.blocks_per_row();
+        let from = from as usize * bpr;
+        self.blocks.copy_within(from..from + bpr, to as usize * bpr);
     }
 
     pub fn overwrite(&mut self, row: u32, v: &[f32]) {
@@ -226,6 +295,14 @@ impl RowStorage {
                     m.patched.insert(row, p);
                 }
             },
+        }
+    }
+
+    /// Copies row `from` over row `to` (owned storage: the only kind an adopted batch lives in).
+    pub fn copy_row(&mut self, from: u32, to: u32) {
+        match self {
+            RowStorage::Owned(r) => r.copy_row(from, to),
+            RowStorage::Mapped(_) => unreachable!("copy_row on mapped storage"),
         }
     }
 

@@ -23,9 +23,10 @@ use std::sync::{Arc, OnceLock};
 
 use hashbrown::HashTable;
 use memmap2::Mmap;
+use rayon::prelude::*;
 
 use super::kernels::norm_f32;
-use super::rows::RowStorage;
+use super::rows::{OwnedRows, RowStorage};
 use crate::error::{StoreError, StoreResult};
 use crate::json::{self, Value};
 
@@ -167,6 +168,58 @@ pub struct VectorStore {
     pub(super) next_seq: u64,
     /// Metadata columns for filtered queries; every mutation of rows or metadata invalidates them.
     pub(super) columns: super::columns::ColumnCache,
+}
+
+/// The vectors of one `insert`: a row-major slice of `dim`-float rows, or rows already laid out as
+/// row storage.
+enum Batch<'a> {
+    Flat(&'a [f32], usize),
+    Block(OwnedRows),
+}
+
+impl Batch<'_> {
+    fn dim(&self) -> usize {
+        match self {
+            Batch::Flat(_, dim) => *dim,
+            Batch::Block(b) => b.dim(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Batch::Flat(v, dim) => v.len() / (*dim).max(1),
+            Batch::Block(b) => b.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Batch::Flat(v, _) => v.is_empty(),
+            Batch::Block(b) => b.is_empty(),
+        }
+    }
+
+    #[inline]
+    fn row(&self, i: usize) -> &[f32] {
+        match self {
+            Batch::Flat(v, dim) => &v[i * dim..(i + 1) * dim],
+            Batch::Block(b) => b.row(i as u32),
+        }
+    }
+
+    /// Every row's norm; on the pool for a large batch (a pass over all of its floats).
+    fn norms(&self) -> Vec<f64> {
+        let n = self.len();
+        if n * self.dim() < 1 << 20 {
+            (0..n).map(|i| norm_f32(self.row(i))).collect()
+        } else {
+            (0..n)
+                .into_par_iter()
+                .with_min_len(64)
+                .map(|i| norm_f32(self.row(i)))
+                .collect()
+        }
+    }
 }
 
 fn invalid(msg: String) -> StoreError {
@@ -338,18 +391,30 @@ impl VectorStore {
     /// dim 0, a length mismatch, a dimension other than the store's (while it has rows), or a NaN /
     /// infinite component is an `InvalidValue` naming the node.
     pub fn add(&mut self, rows: Vec<NewRow>, embeddings: &[f32], dim: usize) -> StoreResult<()> {
-        self.insert(rows, embeddings, dim, false)
+        self.insert(rows, Batch::Flat(embeddings, dim), false)
+    }
+
+    /// `add` with the vectors already laid out as row storage (`OwnedRows::filled`). A store with no
+    /// rows (the first add) takes the block over as its storage instead of copying it.
+    pub fn add_block(&mut self, rows: Vec<NewRow>, block: OwnedRows) -> StoreResult<()> {
+        self.insert(rows, Batch::Block(block), false)
     }
 
     /// Like `add`, but accepts NaN / infinite components: a file SimpleVectorStore persisted may hold
     /// them (`NaN`, `Infinity` tokens) and must load. Such rows score 0.0 where numpy would give NaN.
     pub fn load_rows(&mut self, rows: Vec<NewRow>, embeddings: &[f32], dim: usize) -> StoreResult<()> {
-        self.insert(rows, embeddings, dim, true)
+        self.insert(rows, Batch::Flat(embeddings, dim), true)
     }
 
-    fn insert(&mut self, rows: Vec<NewRow>, embeddings: &[f32], dim: usize, allow_non_finite: bool) -> StoreResult<()> {
+    /// `load_rows` for a block (see `add_block`).
+    pub fn load_block(&mut self, rows: Vec<NewRow>, block: OwnedRows) -> StoreResult<()> {
+        self.insert(rows, Batch::Block(block), true)
+    }
+
+    fn insert(&mut self, rows: Vec<NewRow>, batch: Batch<'_>, allow_non_finite: bool) -> StoreResult<()> {
         self.columns.invalidate();
-        if rows.is_empty() && embeddings.is_empty() {
+        let dim = batch.dim();
+        if rows.is_empty() && batch.is_empty() {
             return Ok(());
         }
         if dim == 0 {
@@ -358,13 +423,17 @@ impl VectorStore {
                 "embedding of node {id:?} is empty: a vector needs at least one dimension"
             )));
         }
-        if embeddings.len() != rows.len() * dim {
-            return Err(invalid(format!(
-                "{} embedding values for {} nodes of dimension {dim}: expected {}",
-                embeddings.len(),
-                rows.len(),
-                rows.len() * dim
-            )));
+        if let Batch::Flat(embeddings, _) = batch {
+            if embeddings.len() != rows.len() * dim {
+                return Err(invalid(format!(
+                    "{} embedding values for {} nodes of dimension {dim}: expected {}",
+                    embeddings.len(),
+                    rows.len(),
+                    rows.len() * dim
+                )));
+            }
+        } else if batch.len() != rows.len() {
+            return Err(invalid(format!("{} embeddings for {} nodes", batch.len(), rows.len())));
         }
         if let (Some(d), false) = (self.dim, self.is_empty()) {
             if d != dim {
@@ -374,17 +443,16 @@ impl VectorStore {
                 )));
             }
         }
-        for (row, v) in rows
-            .iter()
-            .zip(embeddings.chunks_exact(dim))
-            .filter(|_| !allow_non_finite)
-        {
-            if let Some(pos) = v.iter().position(|x| !x.is_finite()) {
-                return Err(invalid(format!(
-                    "embedding of node {:?} has a non-finite component ({} at index {pos})",
-                    row.id, v[pos]
-                )));
-            }
+        // A norm is finite exactly when every component is (squares of f32 values cannot overflow
+        // an f64 sum), so the norms double as the finiteness check.
+        let norms = batch.norms();
+        if let Some(i) = norms.iter().position(|n| !n.is_finite()).filter(|_| !allow_non_finite) {
+            let v = batch.row(i);
+            let pos = v.iter().position(|x| !x.is_finite()).unwrap_or(0);
+            return Err(invalid(format!(
+                "embedding of node {:?} has a non-finite component ({} at index {pos})",
+                rows[i].id, v[pos]
+            )));
         }
 
         if self.dim != Some(dim) {
@@ -394,12 +462,23 @@ impl VectorStore {
             self.index = OnceLock::from(IdIndex::default());
             self.dim = Some(dim);
         }
+        // `copy_from`: None when the block was adopted as storage. Then physical row i is batch row
+        // i, so every batch row gets a row entry (one whose id repeats an earlier row's becomes a
+        // tombstone after its vector is copied over that row).
+        let copy_from = match batch {
+            Batch::Block(block) if self.rows.is_empty() => {
+                self.storage = Some(RowStorage::Owned(block));
+                None
+            }
+            other => Some(other),
+        };
         let storage = self.storage.get_or_insert_with(|| RowStorage::new(dim));
-        storage.reserve(rows.len());
+        if copy_from.is_some() {
+            storage.reserve(rows.len());
+        }
         self.rows.reserve(rows.len());
 
-        for (new, v) in rows.into_iter().zip(embeddings.chunks_exact(dim)) {
-            let norm = norm_f32(v);
+        for (i, (new, norm)) in rows.into_iter().zip(norms).enumerate() {
             let existing = self.lookup(&new.id);
             // An entry keeps the position (sequence number) of the one it replaces: the row's own
             // when it is re-added, an orphan's when the id had only a ref-doc / metadata entry.
@@ -419,8 +498,21 @@ impl VectorStore {
             let metadata = new
                 .metadata
                 .map(|m| (seq_meta.unwrap_or_else(|| self.seq()), Meta::Parsed(m)));
+            let storage = self.storage.as_mut().expect("storage exists");
             if let Some(r) = existing {
-                self.storage.as_mut().expect("storage exists").overwrite(r, v);
+                match &copy_from {
+                    Some(batch) => storage.overwrite(r, batch.row(i)),
+                    None => {
+                        storage.copy_row(i as u32, r);
+                        self.rows.push(RowMeta {
+                            id: Text::from(new.id),
+                            ref_doc: None,
+                            metadata: None,
+                            norm,
+                            alive: false,
+                        });
+                    }
+                }
                 let meta = &mut self.rows[r as usize];
                 self.ref_rows = self.ref_rows + usize::from(ref_doc.is_some()) - usize::from(meta.ref_doc.is_some());
                 self.meta_rows =
@@ -431,7 +523,11 @@ impl VectorStore {
             } else {
                 self.ref_rows += usize::from(ref_doc.is_some());
                 self.meta_rows += usize::from(metadata.is_some());
-                let r = self.storage.as_mut().expect("storage exists").push(v);
+                let r = match &copy_from {
+                    Some(batch) => storage.push(batch.row(i)),
+                    None => i as u32,
+                };
+                debug_assert_eq!(r as usize, self.rows.len());
                 self.rows.push(RowMeta {
                     id: Text::from(new.id),
                     ref_doc,

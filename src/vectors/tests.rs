@@ -863,3 +863,84 @@ proptest! {
         }
     }
 }
+
+// ---------- add_block (a whole batch as row storage) vs row-by-row adds ----------
+
+/// A batch as a block, the way the Python binding builds one.
+fn block_of(vs: &[[f32; 3]]) -> OwnedRows {
+    OwnedRows::filled(vs.len(), 3, vs.len() > 4, |i, out| {
+        out.copy_from_slice(&vs[i]);
+        true
+    })
+    .unwrap()
+}
+
+/// Everything observable about a store's three dicts.
+fn state(s: &VectorStore) -> (Vec<(String, Vec<f32>)>, Vec<(String, String)>, Vec<(String, Value)>) {
+    (
+        s.rows().map(|r| (r.id.to_owned(), r.embedding.to_vec())).collect(),
+        s.ref_doc_entries().map(|(a, b)| (a.to_owned(), b.to_owned())).collect(),
+        s.metadata_entries()
+            .unwrap()
+            .map(|(a, b)| (a.to_owned(), b.clone()))
+            .collect(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// The first batch into an empty store is adopted as storage (a repeated id in it leaves a
+    /// tombstone), later ones are copied: either way the dicts must equal those of adding the same
+    /// rows one at a time, and so must queries after removals and compaction.
+    #[test]
+    fn prop_add_block_equals_row_by_row_adds(
+        batches in proptest::collection::vec(
+            (proptest::collection::vec((0u8..8, -3i8..3, proptest::option::of(0u8..3)), 0..12), proptest::collection::vec(0u8..8, 0..4)),
+            1..5,
+        )
+    ) {
+        let (mut by_block, mut by_row) = (VectorStore::new(), VectorStore::new());
+        for (batch, removals) in batches {
+            let rows: Vec<NewRow> = batch
+                .iter()
+                .map(|&(i, _, m)| row(&format!("n{i}"), Some("d"), m.map(|m| Value::Int(m.into()))))
+                .collect();
+            let vs: Vec<[f32; 3]> = batch.iter().map(|&(i, x, _)| [f32::from(x), 1.0, f32::from(i)]).collect();
+            by_block.add_block(rows.clone(), block_of(&vs)).unwrap();
+            for (r, v) in rows.into_iter().zip(&vs) {
+                by_row.add(vec![r], v, 3).unwrap();
+            }
+            for i in removals {
+                prop_assert_eq!(by_block.remove(&format!("n{i}")), by_row.remove(&format!("n{i}")));
+            }
+            prop_assert_eq!(state(&by_block), state(&by_row));
+            prop_assert_eq!(by_block.len(), by_row.len());
+            let query = [0.5, 1.0, -0.25];
+            prop_assert_eq!(by_block.query(&q(&query, None)).unwrap(), by_row.query(&q(&query, None)).unwrap());
+            for i in 0..8 {
+                let id = format!("n{i}");
+                prop_assert_eq!(by_block.get(&id), by_row.get(&id));
+            }
+        }
+    }
+}
+
+#[test]
+fn add_block_validates_before_adopting() {
+    let mut s = VectorStore::new();
+    let bad = OwnedRows::filled(3, 2, false, |i, out| {
+        out.copy_from_slice(&[1.0, if i == 1 { f32::NAN } else { 0.0 }]);
+        true
+    })
+    .unwrap();
+    let rows = vec![row("a", None, None), row("b", None, None), row("c", None, None)];
+    let err = s.add_block(rows.clone(), bad).unwrap_err().to_string();
+    assert!(err.contains("\"b\"") && err.contains("NaN at index 1"), "{err}");
+    assert!(s.is_empty() && s.dim().is_none());
+    let short = OwnedRows::filled(2, 2, false, |_, _| true).unwrap();
+    assert!(s.add_block(rows, short).is_err());
+    assert!(s.is_empty());
+    // a fill that gives up yields no block
+    assert!(OwnedRows::filled(100, 4, true, |i, _| i != 57).is_none());
+}
