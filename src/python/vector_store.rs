@@ -17,8 +17,8 @@ use crate::json::{JStr, Value};
 use crate::vectors::binary_format::{self, PersistFormat};
 use crate::vectors::{json_format, Filters, Hit, NewRow, OwnedRows, Query, QueryMode, VectorStore};
 
-/// Below this many f32 multiply-adds a query runs without releasing the GIL: detaching costs more
-/// than the work.
+/// Below this many f32 multiply-adds a query (or floats an add) runs without releasing the GIL:
+/// detaching costs more than the work.
 const DETACH_WORK_THRESHOLD: usize = 1 << 16;
 
 #[pyclass(frozen, name = "VectorStore", module = "llama_index_rs._native")]
@@ -128,6 +128,16 @@ fn parse_mode(mode: &str, mmr_threshold: Option<f64>) -> PyResult<QueryMode> {
 }
 
 impl PyVectorStore {
+    /// Inserts a block of rows built by `add` / `add_nodes`, detached from the GIL when it is large.
+    fn add_block(&self, py: Python<'_>, rows: Vec<NewRow>, block: OwnedRows) -> PyResult<()> {
+        if block.len() * block.dim() < DETACH_WORK_THRESHOLD {
+            self.inner.write().add_block(rows, block)?;
+        } else {
+            py.detach(|| self.inner.write().add_block(rows, block))?;
+        }
+        Ok(())
+    }
+
     fn from_core(store: VectorStore) -> Self {
         PyVectorStore {
             inner: RwLock::new(store),
@@ -194,8 +204,7 @@ impl PyVectorStore {
                 block.len()
             )));
         }
-        py.detach(|| self.inner.write().add_block(rows, block))?;
-        Ok(())
+        self.add_block(py, rows, block)
     }
 
     /// `SimpleVectorStore.add(nodes)`: reads each node as it does, in its order (`node_id`,
@@ -242,7 +251,7 @@ impl PyVectorStore {
                 metadata: Some(record),
             })
             .collect();
-        py.detach(|| self.inner.write().add_block(rows, block))?;
+        self.add_block(py, rows, block)?;
         Ok(out)
     }
 
