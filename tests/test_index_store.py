@@ -69,6 +69,29 @@ def test_differential_with_mutations_between_adds(tmp_path):
     assert "mutated" not in r.get_index_struct("vec-é").nodes_dict
 
 
+def test_fields_changed_after_an_add_are_not_stored(tmp_path):
+    # the store keeps each field as it was at add_index_struct (str / None by reference, dicts as
+    # JSON then), whatever happens to the struct before the next add
+    s, r = SimpleIndexStore(), RustIndexStore()
+    for store in (s, r):
+        d = IndexDict(index_id="a", summary=None)
+        d.doc_id_dict["doc"] = ["n1"]
+        store.add_index_struct(d)
+        d.summary = "later"
+        d.doc_id_dict["doc"].append("n2")
+        d.embeddings_dict["n1"] = [0.5]
+        d.index_id = "renamed"
+        e = IndexDict(index_id="b", summary="kept")
+        e.embeddings_dict["x"] = [1.0, -0.0, 1e-05]
+        store.add_index_struct(e)
+        e.embeddings_dict["x"].append(2.0)
+        e.summary = None
+    assert persisted(s, tmp_path, "s") == persisted(r, tmp_path, "r")
+    assert s.index_structs() == r.index_structs()
+    assert r.get_index_struct("a").summary is None
+    assert r.get_index_struct("b").embeddings_dict == {"x": [1.0, -0.0, 1e-05]}
+
+
 def test_async_pickle_copy_load(tmp_path):
     s, r = SimpleIndexStore(), RustIndexStore()
 

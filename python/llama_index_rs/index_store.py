@@ -81,9 +81,28 @@ class _JournalDict(dict):
         return copy.deepcopy(dict(self), memo)
 
 
+class _Json(str):
+    """JSON text taken by `_snapshot`."""
+
+
+def _snapshot(value: Any) -> Any:
+    """What `add_index_struct` keeps of a field: the value itself when it cannot change later (a
+    str or None: dumped at flush, once), else its JSON now. An empty dict is `{}` without a dump:
+    the common case for a vector index's doc_id_dict and embeddings_dict."""
+    if value is None or type(value) is str:
+        return value
+    if type(value) is dict and not value:
+        return _Json("{}")
+    return _Json(json.dumps(value))
+
+
+def _json_of(snapshot: Any) -> str:
+    return snapshot if type(snapshot) is _Json else json.dumps(snapshot)
+
+
 class _Tracked:
     """What the store knows about one tracked struct: its nodes_dict as last added (in Rust), and
-    the JSON of its other fields as last added."""
+    its other fields as last added (`_snapshot`s)."""
 
     __slots__ = ("struct", "journal", "nodes", "fields")
 
@@ -91,7 +110,7 @@ class _Tracked:
         self.struct = weakref.ref(struct)
         self.journal = journal
         self.nodes = nodes
-        self.fields: Tuple[str, ...] = ()
+        self.fields: Tuple[Any, ...] = ()
 
 
 class RustIndexStore(SimpleIndexStore):
@@ -125,9 +144,9 @@ class RustIndexStore(SimpleIndexStore):
         native = self._kvstore._native
         for key in list(self._dirty):
             tracked = self._tracked[key]
-            type_json, id_json, summary_json, doc_ids_json, embeddings_json = tracked.fields
+            type_json, index_id, summary, doc_ids_json, embeddings_json = tracked.fields
             data = (
-                f'{{"index_id": {id_json}, "summary": {summary_json}, '
+                f'{{"index_id": {_json_of(index_id)}, "summary": {_json_of(summary)}, '
                 f'"nodes_dict": {tracked.nodes.collection_json(_NODES)}, '
                 f'"doc_id_dict": {doc_ids_json}, "embeddings_dict": {embeddings_json}}}'
             )
@@ -163,10 +182,10 @@ class RustIndexStore(SimpleIndexStore):
             tracked = self._tracked[key] = _Tracked(index_struct, journal, nodes)
         tracked.fields = (
             index_struct.get_type(),
-            json.dumps(index_struct.index_id),
-            json.dumps(index_struct.summary),
-            json.dumps(index_struct.doc_id_dict),
-            json.dumps(index_struct.embeddings_dict),
+            _snapshot(index_struct.index_id),
+            _snapshot(index_struct.summary),
+            _snapshot(index_struct.doc_id_dict),
+            _snapshot(index_struct.embeddings_dict),
         )
         native = self._kvstore._native
         if not native.contains(key, self._collection):
