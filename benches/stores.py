@@ -44,16 +44,28 @@ DATA = Path(__file__).resolve().parent.parent / "demo" / "data"
 ROWS: List[List[str]] = []
 
 
-def best_pair(ours: Callable[[], Any], theirs: Callable[[], Any], repeat: int) -> tuple:
-    """Best-of-`repeat` of both, alternating runs. Returns (ours_s, theirs_s, ours_out, theirs_out)."""
+def best_pair(
+    ours: Callable[[], Any],
+    theirs: Callable[[], Any],
+    repeat: int,
+    settle: Optional[Callable[[], None]] = None,
+) -> tuple:
+    """Best-of-`repeat` of both, alternating runs. Returns (ours_s, theirs_s, ours_out, theirs_out).
+
+    `settle` runs before each timed call, untimed (persist rows: `os.sync`, so that one store's
+    writeback still in flight does not land in the other's fsync)."""
     bo = bt = float("inf")
     oo = ot = None
     for _ in range(repeat):
         gc.collect()
+        if settle is not None:
+            settle()
         t = time.perf_counter()
         ot = theirs()
         bt = min(bt, time.perf_counter() - t)
         gc.collect()
+        if settle is not None:
+            settle()
         t = time.perf_counter()
         oo = ours()
         bo = min(bo, time.perf_counter() - t)
@@ -129,7 +141,9 @@ def bench_docstore(n: int, repeat: int) -> None:
             os.path.join(tmp, "ours", "docstore.json"),
             os.path.join(tmp, "theirs", "docstore.json"),
         )
-        o, t, _, _ = best_pair(lambda: ours.persist(po), lambda: theirs.persist(pt), repeat)
+        o, t, _, _ = best_pair(
+            lambda: ours.persist(po), lambda: theirs.persist(pt), repeat, settle=os.sync
+        )
         same = Path(po).read_bytes() == Path(pt).read_bytes()
         size = os.path.getsize(pt) / 1e6
         row("persist (atomic, fsync)", o, t, same, f"{size:.1f} MB; theirs has no fsync")
@@ -138,7 +152,7 @@ def bench_docstore(n: int, repeat: int) -> None:
             with open(po + ".plain", "wb") as f:
                 f.write(ours._kvstore.to_json())
 
-        o, t, _, _ = best_pair(persist_no_fsync, lambda: theirs.persist(pt), repeat)
+        o, t, _, _ = best_pair(persist_no_fsync, lambda: theirs.persist(pt), repeat, settle=os.sync)
         row(
             "persist (serialize + write, no fsync)",
             o,
