@@ -133,6 +133,8 @@ pub struct AtomicFile<'a> {
     target: PathBuf,
     /// Bytes written with `write` so far (where the next one lands).
     written: u64,
+    /// Where the written bytes whose device writeback has not been started yet begin.
+    writeback_from: u64,
 }
 
 impl<'a> AtomicFile<'a> {
@@ -146,6 +148,7 @@ impl<'a> AtomicFile<'a> {
             temp,
             target: target.to_owned(),
             written: 0,
+            writeback_from: 0,
         })
     }
 
@@ -153,15 +156,19 @@ impl<'a> AtomicFile<'a> {
         self.file.as_mut().expect("file is open until commit")
     }
 
-    /// Appends `buf`, starting the device writeback of each `WRITEBACK_CHUNK` as soon as it is written.
+    /// Appends `buf`. The device writeback of each further `WRITEBACK_CHUNK` written (in one call or
+    /// several) is started as soon as it is complete.
     pub fn write(&mut self, buf: &[u8]) -> StoreResult<()> {
         let ops = self.ops;
         for chunk in buf.chunks(WRITEBACK_CHUNK) {
             let res = ops.write_all(self.file(), chunk);
             res.map_err(|e| StoreError::io(&self.target, e))?;
-            let (offset, len) = (self.written, chunk.len() as u64);
-            ops.start_writeback(self.file(), offset, len);
-            self.written += len;
+            self.written += chunk.len() as u64;
+            if self.written - self.writeback_from >= WRITEBACK_CHUNK as u64 {
+                let (offset, len) = (self.writeback_from, self.written - self.writeback_from);
+                ops.start_writeback(self.file(), offset, len);
+                self.writeback_from = self.written;
+            }
         }
         Ok(())
     }
@@ -216,9 +223,19 @@ impl Drop for AtomicFile<'_> {
 /// Replaces `target` with `bytes` atomically and durably (see the module header), holding the lock
 /// of the target's directory while doing so.
 pub fn write_atomically(target: &Path, bytes: &[u8]) -> StoreResult<()> {
+    write_atomically_with(target, |file| file.write(bytes))
+}
+
+/// `write_atomically` for content that `write` streams into the file.
+pub fn write_atomically_with(
+    target: &Path,
+    write: impl FnOnce(&mut AtomicFile<'_>) -> StoreResult<()>,
+) -> StoreResult<()> {
     let lock = DirLock::acquire(parent_dir(target))?;
     remove_stale_temp_files(&lock, parent_dir(target));
-    write_atomically_locked(&lock, &RealFs, target, bytes).map(|_| ())
+    let mut file = AtomicFile::create(&lock, &RealFs, target)?;
+    write(&mut file)?;
+    file.commit().map(|_| ())
 }
 
 /// Removes temporary files that writers killed mid-persist left in `dir` (their process is gone;

@@ -185,10 +185,7 @@ impl PyKvStore {
 
     /// Writes `to_json()` atomically to a local path (temporary file, fsync, rename, directory fsync).
     fn persist(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        py.detach(|| {
-            let bytes = self.inner.read().to_json();
-            crate::persist::write_atomically(&path, &bytes)
-        })?;
+        py.detach(|| crate::persist::write_atomically_with(&path, |file| self.inner.read().write_to(file)))?;
         Ok(())
     }
 
