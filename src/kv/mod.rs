@@ -217,29 +217,65 @@ impl KvStore {
         let source = Arc::new(bytes);
         let bytes = source.as_slice();
         let mut cursor = Cursor::new(bytes, source_name);
-        let not_object = |what: String, found: &str| StoreError::Corrupt {
-            path: source_name.to_owned(),
-            message: format!("{what} must be a JSON object, found {found}"),
-        };
         if cursor.peek_byte() != Some(b'{') {
             let v = parse(bytes, source_name)?;
-            return Err(not_object("the top level".into(), v.python_type_name()));
+            return Err(not_object(source_name, "the top level".into(), v.python_type_name()));
         }
         cursor.begin_object()?;
         let mut store = KvStore::new();
-        while let Some(name) = cursor.next_key()? {
-            if cursor.peek_byte() != Some(b'{') {
-                let v = cursor.parse_value()?;
-                return Err(not_object(format!("collection {name:?}"), v.python_type_name()));
-            }
-            cursor.begin_object()?;
-            let coll = read_collection(&mut cursor, &source, source_name)?;
+        for (name, coll) in read_collections(&mut cursor, &source, source_name, None)? {
             // A duplicate collection name replaces the earlier one in place (json.loads semantics).
             store.collections.insert(name, coll);
         }
-        cursor.finish()?;
         Ok(store)
     }
+}
+
+/// Collections with their names, in file order.
+type NamedCollections = Vec<(JStr, Collection)>;
+
+fn not_object(source_name: &str, what: String, found: &str) -> StoreError {
+    StoreError::Corrupt {
+        path: source_name.to_owned(),
+        message: format!("{what} must be a JSON object, found {found}"),
+    }
+}
+
+/// The collections of the top-level object from the cursor on, through its `}` and the end of the
+/// input, in file order.
+///
+/// `stop` is `None` on the loading thread: a large collection is then read by two threads
+/// (`read_collection`), and the helper also reads every collection after it. On the helper it is
+/// the flag that tells it its work will be discarded: it then returns early, with partial results.
+fn read_collections(
+    cursor: &mut Cursor<'_>,
+    source: &Arc<Vec<u8>>,
+    source_name: &str,
+    stop: Option<&AtomicBool>,
+) -> StoreResult<NamedCollections> {
+    let mut out = Vec::new();
+    while let Some(name) = cursor.next_key()? {
+        if cursor.peek_byte() != Some(b'{') {
+            let v = cursor.parse_value()?;
+            return Err(not_object(
+                source_name,
+                format!("collection {name:?}"),
+                v.python_type_name(),
+            ));
+        }
+        cursor.begin_object()?;
+        let (coll, later) = read_collection(cursor, source, source_name, stop)?;
+        out.push((name, coll));
+        if let Some(later) = later {
+            out.extend(later); // the helper read on through the end of the input
+            return Ok(out);
+        }
+        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            return Ok(out);
+        }
+    }
+    cursor.finish()?;
+    Ok(out)
 }
 
 /// A persist streams the file through a buffer of about this size: a file-sized buffer is fresh
@@ -250,34 +286,43 @@ const PERSIST_PIECE: usize = 1 << 20;
 /// Below this many bytes left in the file, a collection is read on one thread.
 const PARALLEL_MIN_BYTES: usize = 2 << 20;
 
-/// The members of the collection whose `{` the cursor just consumed, through its `}`.
+/// The members of the collection whose `{` the cursor just consumed, through its `}`; with them,
+/// when a helper thread read on to the end of the input, the collections after this one.
 ///
-/// A large collection is read by two threads: this one from the start, a helper from a member
-/// boundary guessed half-way through the rest of the file (`split_candidate`). The guess is only
-/// used if this thread, reading on, lands exactly on it between two members: then the helper read
-/// exactly what this thread would have read from there, errors included (it reports the first one
-/// after the split, and this thread found none before it). A wrong guess is discarded.
-fn read_collection(cursor: &mut Cursor<'_>, source: &Arc<Vec<u8>>, source_name: &str) -> StoreResult<Collection> {
+/// On the loading thread (`stop` is `None`) a large collection is read by two threads: this one from
+/// the start, a helper from a member boundary guessed half-way through the rest of the file
+/// (`split_candidate`), which then reads the later collections too, so that both threads get about
+/// half of the rest. The guess is only used if this thread, reading on, lands exactly on it between
+/// two members: then the helper read exactly what this thread would have read from there, errors
+/// included (it reports the first one after the split, and this thread found none before it). A
+/// wrong guess is discarded.
+fn read_collection(
+    cursor: &mut Cursor<'_>,
+    source: &Arc<Vec<u8>>,
+    source_name: &str,
+    stop: Option<&AtomicBool>,
+) -> StoreResult<(Collection, Option<NamedCollections>)> {
     let bytes = source.as_slice();
     let mut coll = Collection::default();
     // The first member is read here: its value's head is what the guess looks for.
     let Some(first) = read_member(cursor, source_name)? else {
-        return Ok(coll);
+        return Ok((coll, None));
     };
-    let split = if bytes.len() - cursor.offset() >= PARALLEL_MIN_BYTES {
-        match &first.1 {
-            MemberValue::Span(start, end) => split_candidate(bytes, cursor.offset(), &bytes[*start..*end]),
-            MemberValue::Rewritten(_) => None,
+    let split = match &first.1 {
+        MemberValue::Span(start, end) if stop.is_none() && bytes.len() - cursor.offset() >= PARALLEL_MIN_BYTES => {
+            split_candidate(bytes, cursor.offset(), &bytes[*start..*end])
         }
-    } else {
-        None
+        _ => None,
     };
     coll.insert(first.0, first.1.into_raw(source));
     let Some(split) = split else {
         while let Some((key, json)) = read_member(cursor, source_name)? {
             coll.insert(key, json.into_raw(source));
+            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                break; // a helper whose work is discarded
+            }
         }
-        return Ok(coll);
+        return Ok((coll, None));
     };
     let depth = cursor.depth();
     let abandoned = AtomicBool::new(false);
@@ -288,27 +333,25 @@ fn read_collection(cursor: &mut Cursor<'_>, source: &Arc<Vec<u8>>, source_name: 
             while let Some(member) = read_member(&mut tail, source_name)? {
                 members.push(member);
                 if abandoned.load(Ordering::Relaxed) {
-                    break; // a wrong guess: nobody will look at this
+                    return Ok((members, Vec::new())); // a wrong guess: nobody will look at this
                 }
             }
-            Ok::<_, StoreError>((members, tail.offset()))
+            let later = read_collections(&mut tail, source, source_name, Some(&abandoned))?;
+            Ok::<_, StoreError>((members, later))
         });
         loop {
             if cursor.offset() == split {
-                // Reading on from here is what the helper did: take its members (or its error).
+                // Reading on from here is what the helper did: take its members and the collections
+                // after this one (or its error).
                 let joined = helper.join().map_err(|_| StoreError::Corrupt {
                     path: source_name.to_owned(),
                     message: "the reader thread panicked".into(),
                 })?;
-                let (members, end) = joined?;
+                let (members, later) = joined?;
                 for (key, json) in members {
                     coll.insert(key, json.into_raw(source));
                 }
-                cursor.skip_to_object_end(end - 1);
-                if cursor.next_key()?.is_some() {
-                    unreachable!("the helper stopped at the closing brace");
-                }
-                return Ok(coll);
+                return Ok((coll, Some(later)));
             }
             let member = read_member(cursor, source_name).inspect_err(|_| abandoned.store(true, Ordering::Relaxed))?;
             match member {
@@ -318,7 +361,7 @@ fn read_collection(cursor: &mut Cursor<'_>, source: &Arc<Vec<u8>>, source_name: 
                 None => {
                     // The guess was not a member boundary of this collection.
                     abandoned.store(true, Ordering::Relaxed);
-                    return Ok(coll);
+                    return Ok((coll, None));
                 }
             }
         }

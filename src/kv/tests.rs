@@ -246,6 +246,50 @@ fn errors_after_the_middle_are_the_sequential_errors() {
 }
 
 #[test]
+fn collections_after_a_split_one_are_read_by_the_helper_exactly() {
+    // The helper thread of the split "data" collection also reads everything after it.
+    let nodes: Vec<String> = (0..8000).map(node).collect();
+    let doc = |rest: &str| format!("{{\"meta\": {{\"a\": 1}}, \"data\": {{{}}}{rest}", nodes.join(", "));
+    for rest in [
+        "}",
+        ", \"tail\": {}}",
+        ", \"tail\": {\"x\": [1.5, \"\\u00e9\"]}, \"more\": {\"y\": null}}",
+        // a repeated collection name after the split: first position, last value
+        ", \"meta\": {\"b\": 2}, \"tail\": {\"x\": 1}}",
+        // not normalized: rewritten
+        ", \"tail\": {\"x\" :1.0E3}}",
+    ] {
+        let text = doc(rest);
+        assert!(text.len() > 2 * super::PARALLEL_MIN_BYTES);
+        let expected = String::from_utf8(to_vec(&parse(text.as_bytes(), "t").unwrap())).unwrap();
+        assert_eq!(roundtrip(&text), expected, "{rest}");
+    }
+    for rest in [
+        ", \"tail\": {\"x\": nul}}",
+        ", \"tail\": {\"x\": 1}} extra",
+        ", \"tail\": {\"x\": 1}",
+        ", \"tail\": {\"x\": 1},}",
+    ] {
+        let text = doc(rest);
+        let err = KvStore::from_json(text.as_bytes(), "f.json").unwrap_err().to_string();
+        assert_eq!(err, parse(text.as_bytes(), "f.json").unwrap_err().to_string(), "{rest}");
+    }
+    let err = KvStore::from_json(doc(", \"tail\": [1, 2]}").as_bytes(), "f.json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("collection \"tail\" must be a JSON object, found list"),
+        "{err}"
+    );
+    // an error before the split wins over one in a later collection
+    let mut early = nodes.clone();
+    early[100] = "\"n100\": [1,".into();
+    let text = format!("{{\"data\": {{{}}}, \"tail\": {{\"x\": nul}}}}", early.join(", "));
+    let err = KvStore::from_json(text.as_bytes(), "f.json").unwrap_err().to_string();
+    assert_eq!(err, parse(text.as_bytes(), "f.json").unwrap_err().to_string());
+}
+
+#[test]
 fn a_wrong_split_guess_is_discarded() {
     // The middle of the file is inside one huge member whose nested objects look like members.
     let nested: Vec<String> = (0..120_000)
