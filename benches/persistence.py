@@ -61,9 +61,7 @@ def load_benchmark(n: int, dim: int, parent: str) -> None:
                 {"bucket": i % 10, "file_name": f"file_{i // 8}.txt"}
                 for i in range(start, start + m)
             ]
-            native.add(
-                ids, rng.standard_normal((m, dim), dtype=np.float32), refs, metas, [None] * m
-            )
+            native.add(ids, rng.standard_normal((m, dim), dtype=np.float32), refs, metas)
         t0 = time.perf_counter()
         native.persist_files(path, "binary")
         t_persist = time.perf_counter() - t0
@@ -117,7 +115,7 @@ def main() -> None:
         path = os.path.join(d, "default__vector_store.json")
         native = _native.VectorStore()
         block = np.random.default_rng(0).standard_normal((n, dim), dtype=np.float32)
-        native.add([f"n{i}" for i in range(n)], block, [None] * n, [None] * n, [None] * n)
+        native.add([f"n{i}" for i in range(n)], block, [None] * n, [None] * n)
         del block
         vec_bytes = n * dim * 4
         t_persist = best(lambda: native.persist_files(path, "binary"))
@@ -136,7 +134,6 @@ def main() -> None:
         small.add(
             [f"n{i}" for i in range(m)],
             np.random.default_rng(1).standard_normal((m, 768), dtype=np.float32),
-            [None] * m,
             [None] * m,
             [None] * m,
         )

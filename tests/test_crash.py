@@ -34,7 +34,7 @@ CHILD = textwrap.dedent(
         ids = [f"v{{v}}-{{i}}" for i in range(n)]
         emb = [[rng.uniform(-1, 1) for _ in range({DIM})] for _ in range(n)]
         s = native.VectorStore()
-        s.add(ids, emb, [f"doc{{i % 5}}" for i in range(n)], [{{"v": v, "i": i}} for i in range(n)], [None] * n)
+        s.add(ids, emb, [f"doc{{i % 5}}" for i in range(n)], [{{"v": v, "i": i}} for i in range(n)])
         return s
 
     path, version = sys.argv[2], int(sys.argv[3])
@@ -61,7 +61,6 @@ def content_json(version: int) -> bytes:
         emb,
         [f"doc{i % 5}" for i in range(n)],
         [{"v": version, "i": i} for i in range(n)],
-        [None] * n,
     )
     return bytes(s.to_json())
 

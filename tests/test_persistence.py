@@ -199,7 +199,7 @@ def test_loading_a_large_binary_store_maps_instead_of_reading(tmp_path_factory):
     try:
         native = _native.VectorStore()
         block = np.random.default_rng(0).standard_normal((n, dim), dtype=np.float32)
-        native.add([f"n{i}" for i in range(n)], block, [None] * n, [None] * n, [None] * n)
+        native.add([f"n{i}" for i in range(n)], block, [None] * n, [None] * n)
         del block
         native.persist_files(path, "binary")
         del native

@@ -330,9 +330,7 @@ class RustVectorStore(SimpleVectorStore):
         mds = list(metadata) if metadata is not None else [{}] * len(ids)
         if len(refs) != len(ids) or len(mds) != len(ids):
             raise ValueError("ids, ref_doc_ids and metadata must have the same length")
-        self._core.add(
-            ids, embeddings, refs, [{} if m is None else m for m in mds], [None] * len(ids)
-        )
+        self._core.add(ids, embeddings, refs, [{} if m is None else m for m in mds])
         return ids
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:

@@ -161,9 +161,8 @@ impl PyVectorStore {
         self.inner.read().dim()
     }
 
-    /// Adds nodes. `metadata[i]` is the node's raw `metadata` dict when `node_types[i]` is a str (the
-    /// record SimpleVectorStore stores is then built here), or the finished record when it is None.
-    #[pyo3(signature = (ids, embeddings, ref_doc_ids, metadata, node_types))]
+    /// Adds rows (`add_embeddings`): `metadata[i]` is stored as the row's metadata record as given.
+    #[pyo3(signature = (ids, embeddings, ref_doc_ids, metadata))]
     fn add(
         &self,
         py: Python<'_>,
@@ -171,31 +170,20 @@ impl PyVectorStore {
         embeddings: &Bound<'_, PyAny>,
         ref_doc_ids: Vec<Option<String>>,
         metadata: Vec<Option<Bound<'_, PyAny>>>,
-        node_types: Vec<Option<String>>,
     ) -> PyResult<()> {
         let n = ids.len();
-        if ref_doc_ids.len() != n || metadata.len() != n || node_types.len() != n {
+        if ref_doc_ids.len() != n || metadata.len() != n {
             return Err(PyValueError::new_err(
-                "ids, ref_doc_ids, metadata and node_types must have one entry per node",
+                "ids, ref_doc_ids and metadata must have one entry per node",
             ));
         }
         let block = extract_embeddings(py, embeddings, &ids)?;
         let mut rows = Vec::with_capacity(n);
-        for (((id, ref_doc_id), md), node_type) in ids.into_iter().zip(ref_doc_ids).zip(metadata).zip(node_types) {
-            let md = match md {
-                None => None,
-                Some(obj) => {
-                    let value = py_to_value(&obj)?;
-                    Some(match node_type {
-                        Some(t) => node_record(value, &t, ref_doc_id.as_deref().unwrap_or("None")),
-                        None => value,
-                    })
-                }
-            };
+        for ((id, ref_doc_id), md) in ids.into_iter().zip(ref_doc_ids).zip(metadata) {
             rows.push(NewRow {
                 id,
                 ref_doc_id,
-                metadata: md,
+                metadata: md.map(|obj| py_to_value(&obj)).transpose()?,
             });
         }
         if n > 0 && block.len() != n && block.dim() != 0 {
