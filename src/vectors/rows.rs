@@ -136,13 +136,6 @@ impl OwnedRows {
         u32::try_from(self.len - 1).expect("more than u32::MAX rows")
     }
 
-    /// Copies row `from` over row `to`.
-    pub fn copy_row(&mut self, from: u32, to: u32) {
-        let bpr = self.blocks_per_row();
-        let from = from as usize * bpr;
-        self.blocks.copy_within(from..from + bpr, to as usize * bpr);
-    }
-
     pub fn overwrite(&mut self, row: u32, v: &[f32]) {
         let start = row as usize * self.stride;
         let dim = self.dim;
@@ -295,14 +288,6 @@ impl RowStorage {
                     m.patched.insert(row, p);
                 }
             },
-        }
-    }
-
-    /// Copies row `from` over row `to` (owned storage: the only kind an adopted batch lives in).
-    pub fn copy_row(&mut self, from: u32, to: u32) {
-        match self {
-            RowStorage::Owned(r) => r.copy_row(from, to),
-            RowStorage::Mapped(_) => unreachable!("copy_row on mapped storage"),
         }
     }
 

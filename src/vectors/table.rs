@@ -503,7 +503,10 @@ impl VectorStore {
                 match &copy_from {
                     Some(batch) => storage.overwrite(r, batch.row(i)),
                     None => {
-                        storage.copy_row(i as u32, r);
+                        // A repeated id within an adopted batch (rare): its row is copied over the
+                        // earlier one, through a temporary because both live in the same storage.
+                        let v = storage.row(i as u32).to_vec();
+                        storage.overwrite(r, &v);
                         self.rows.push(RowMeta {
                             id: Text::from(new.id),
                             ref_doc: None,
