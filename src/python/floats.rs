@@ -90,15 +90,29 @@ pub(crate) fn extend_from_float_list<T>(
     // SAFETY: the layouts were verified on this interpreter; the GIL is held and no Python code runs
     // in the loop, so the list keeps its `n` items and each item stays alive while it is read.
     unsafe {
-        let items = (*list.as_ptr().cast::<ListLayout>()).ob_item;
-        let float_type = std::ptr::addr_of_mut!(ffi::PyFloat_Type);
-        for i in 0..n {
-            let item = *items.add(i);
-            if ffi::Py_TYPE(item) != float_type {
-                return false;
-            }
-            data.push(from_f64((*item.cast::<FloatLayout>()).ob_fval));
+        read_exact_floats((*list.as_ptr().cast::<ListLayout>()).ob_item, n, |_, x| {
+            data.push(from_f64(x))
+        })
+    }
+}
+
+/// Hands the values of the `n` items at `items` to `put(index, value)` in order while they are
+/// exact floats; false at the first item that is not one. No Python API call, no reference count:
+/// callable from any thread.
+///
+/// # Safety
+/// `layouts_verified` returned true; `items` points to `n` live objects that nothing changes or
+/// frees during the call.
+unsafe fn read_exact_floats(items: *const *mut ffi::PyObject, n: usize, mut put: impl FnMut(usize, f64)) -> bool {
+    let float_type = std::ptr::addr_of_mut!(ffi::PyFloat_Type);
+    for j in 0..n {
+        // SAFETY: per the function contract; the first two words of every object match
+        // `FloatLayout`'s, and `ob_fval` is read only from an exact float.
+        let item = unsafe { (*items.add(j)).cast::<FloatLayout>() };
+        if unsafe { (*item).ob_type } != float_type {
+            return false;
         }
+        put(j, unsafe { (*item).ob_fval });
     }
     true
 }
@@ -129,21 +143,10 @@ pub(crate) fn rows_from_float_lists(py: Python<'_>, lists: &[Bound<'_, PyAny>], 
         // SAFETY: a live list (GIL held) with the verified layout.
         items.push(Items(unsafe { (*list.as_ptr().cast::<ListLayout>()).ob_item }));
     }
-    let float_type = std::ptr::addr_of_mut!(ffi::PyFloat_Type) as usize;
     let parallel = lists.len() * dim >= PARALLEL_FLOATS;
     OwnedRows::filled(lists.len(), dim, parallel, |i, out| {
-        // SAFETY: list i has `dim` = `out.len()` items (checked above, and nothing can change it,
-        // see the function comment); each item is a live object whose header matches `FloatLayout`'s
-        // first two words, and only an exact float's `ob_fval` is read.
-        unsafe {
-            for (j, o) in out.iter_mut().enumerate() {
-                let item = (*items[i].0.add(j)).cast::<FloatLayout>();
-                if (*item).ob_type as usize != float_type {
-                    return false;
-                }
-                *o = (*item).ob_fval as f32;
-            }
-        }
-        true
+        // SAFETY: layouts verified; list i has `dim` = `out.len()` live items, and nothing can change
+        // or free them (see the function comment).
+        unsafe { read_exact_floats(items[i].0, out.len(), |j, x| out[j] = x as f32) }
     })
 }
