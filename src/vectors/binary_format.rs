@@ -494,6 +494,7 @@ mod tests {
 
     use super::*;
     use crate::json::{JStr, Object, Value};
+    use crate::vectors::test_ops::{apply, m_is, op_strategy};
     use crate::vectors::{NewRow, Query, QueryMode};
 
     fn scratch(tag: &str) -> PathBuf {
@@ -720,86 +721,6 @@ mod tests {
 
     // ---------- the mapped representation against the owned one ----------
 
-    #[derive(Clone, Debug)]
-    enum Op {
-        Add(u8, Option<u8>, Option<i64>, i8),
-        Remove(u8),
-        DeleteRef(u8),
-        SetRef(u8, Option<u8>),
-        SetMeta(u8, Option<i64>),
-        DeleteNodes(Vec<u8>),
-        DeleteWhere(i64),
-    }
-
-    fn op_strategy() -> impl Strategy<Value = Op> {
-        let id = 0u8..16;
-        let doc = 0u8..3;
-        prop_oneof![
-            4 => (id.clone(), proptest::option::of(doc.clone()), proptest::option::of(0i64..4), -3i8..3)
-                .prop_map(|(a, b, c, d)| Op::Add(a, b, c, d)),
-            2 => id.clone().prop_map(Op::Remove),
-            1 => doc.clone().prop_map(Op::DeleteRef),
-            1 => (id.clone(), proptest::option::of(doc)).prop_map(|(a, b)| Op::SetRef(a, b)),
-            1 => (id.clone(), proptest::option::of(0i64..4)).prop_map(|(a, b)| Op::SetMeta(a, b)),
-            1 => proptest::collection::vec(id, 0..6).prop_map(Op::DeleteNodes),
-            1 => (0i64..4).prop_map(Op::DeleteWhere),
-        ]
-    }
-
-    fn m_is(m: i64) -> crate::vectors::Filters {
-        use crate::vectors::{FilterNode, FilterOperator, Filters, MetadataFilter};
-        Filters {
-            filters: vec![FilterNode::Filter(MetadataFilter {
-                key: "m".into(),
-                value: Value::Int(m),
-                operator: FilterOperator::Eq,
-            })],
-            ..Filters::default()
-        }
-    }
-
-    fn apply(s: &mut VectorStore, op: &Op) -> Result<(), String> {
-        let meta = |m: i64| {
-            let mut o = Object::new();
-            o.insert(JStr::new("m"), Value::Int(m));
-            Value::Object(o)
-        };
-        match op {
-            Op::Add(i, r, m, x) => s
-                .add(
-                    vec![NewRow {
-                        id: format!("n{i}"),
-                        ref_doc_id: r.map(|d| format!("d{d}")),
-                        metadata: m.map(meta),
-                    }],
-                    &[f32::from(*x), 1.0, 0.5],
-                    3,
-                )
-                .map_err(|e| e.to_string()),
-            Op::Remove(i) => {
-                s.remove(&format!("n{i}"));
-                Ok(())
-            }
-            Op::DeleteRef(d) => {
-                s.delete_ref_doc(&format!("d{d}"));
-                Ok(())
-            }
-            Op::SetRef(i, r) => {
-                s.set_ref_doc_id(&format!("n{i}"), r.map(|d| format!("d{d}")));
-                Ok(())
-            }
-            Op::SetMeta(i, m) => {
-                s.set_metadata(&format!("n{i}"), m.map(meta));
-                Ok(())
-            }
-            Op::DeleteNodes(list) => {
-                let set = list.iter().map(|i| format!("n{i}")).collect();
-                s.delete_nodes(Some(&set), None).map_err(|e| e.to_string())
-            }
-            Op::DeleteWhere(m) => s.delete_nodes(None, Some(&m_is(*m))).map_err(|e| e.to_string()),
-        }
-    }
-
     /// Everything a caller can observe, as text: both dicts and the rows (the JSON file), lookups by
     /// id, filtered and unfiltered queries (or their errors).
     fn observe(s: &VectorStore) -> String {
@@ -846,8 +767,8 @@ mod tests {
         /// persists to the same bytes in both formats.
         #[test]
         fn mapped_rows_behave_like_owned_rows(
-            before in proptest::collection::vec(op_strategy(), 0..30),
-            after in proptest::collection::vec(op_strategy(), 0..30),
+            before in proptest::collection::vec(op_strategy(16, 4), 0..30),
+            after in proptest::collection::vec(op_strategy(16, 4), 0..30),
         ) {
             let mut owned = VectorStore::new();
             for op in &before {

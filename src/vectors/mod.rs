@@ -36,4 +36,6 @@ pub use search::{Hit, Query, QueryMode};
 pub use table::{NewRow, RowRef, VectorStore};
 
 #[cfg(test)]
+mod test_ops;
+#[cfg(test)]
 mod tests;

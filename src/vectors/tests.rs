@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use proptest::prelude::*;
 
 use super::kernels::{dot_f32_f32, norm_f32, search_similarity, PackedQuery};
+use super::test_ops::{apply, meta as meta_of, op_strategy, vector, Op};
 use super::*;
 use crate::error::StoreError;
 use crate::json::{JStr, Object, Value};
@@ -766,46 +767,22 @@ impl<T: Clone> PyDict<T> {
     }
 }
 
-#[derive(Clone, Debug)]
-enum Op {
-    Add(u8, Option<u8>, Option<i64>, i8),
-    Remove(u8),
-    DeleteRef(u8),
-    SetRef(u8, Option<u8>),
-    SetMeta(u8, Option<i64>),
-    DeleteNodes(Vec<u8>),
-}
-
-fn op_strategy() -> impl Strategy<Value = Op> {
-    let id = 0u8..12;
-    let doc = 0u8..3;
-    prop_oneof![
-        4 => (id.clone(), proptest::option::of(doc.clone()), proptest::option::of(0i64..5), -3i8..3)
-            .prop_map(|(a, b, c, d)| Op::Add(a, b, c, d)),
-        2 => id.clone().prop_map(Op::Remove),
-        1 => doc.clone().prop_map(Op::DeleteRef),
-        1 => (id.clone(), proptest::option::of(doc)).prop_map(|(a, b)| Op::SetRef(a, b)),
-        1 => (id.clone(), proptest::option::of(0i64..5)).prop_map(|(a, b)| Op::SetMeta(a, b)),
-        1 => proptest::collection::vec(id, 0..6).prop_map(Op::DeleteNodes),
-    ]
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
-    fn prop_table_follows_python_dicts(ops in proptest::collection::vec(op_strategy(), 0..60)) {
+    fn prop_table_follows_python_dicts(ops in proptest::collection::vec(op_strategy(12, 5), 0..60)) {
         let mut s = VectorStore::new();
-        let (mut emb, mut refs, mut metas) = (PyDict::<[f32; 2]>::default(), PyDict::<String>::default(), PyDict::<i64>::default());
+        let (mut emb, mut refs, mut metas) = (PyDict::<[f32; 3]>::default(), PyDict::<String>::default(), PyDict::<i64>::default());
         for op in ops {
+            // `Remove` is applied below, where its return value is checked.
+            let result = if matches!(op, Op::Remove(_)) { Ok(()) } else { apply(&mut s, &op) };
             match op {
                 Op::Add(i, r, m, x) => {
+                    result.unwrap();
                     let id = format!("n{i}");
-                    let v = [f32::from(x), 1.0];
-                    let r = r.map(|d| format!("d{d}"));
-                    s.add(vec![row(&id, r.as_deref(), m.map(Value::Int))], &v, 2).unwrap();
-                    emb.set(&id, v);
-                    match r { Some(r) => refs.set(&id, r), None => refs.del(&id) }
+                    emb.set(&id, vector(x));
+                    match r.map(|d| format!("d{d}")) { Some(r) => refs.set(&id, r), None => refs.del(&id) }
                     match m { Some(m) => metas.set(&id, m), None => metas.del(&id) }
                 }
                 Op::Remove(i) => {
@@ -815,7 +792,6 @@ proptest! {
                 }
                 Op::DeleteRef(d) => {
                     let d = format!("d{d}");
-                    s.delete_ref_doc(&d);
                     let doomed: Vec<String> = refs.0.iter().filter(|e| e.1 == d).map(|e| e.0.clone()).collect();
                     for id in doomed {
                         emb.del(&id);
@@ -825,23 +801,35 @@ proptest! {
                 }
                 Op::SetRef(i, r) => {
                     let id = format!("n{i}");
-                    let r = r.map(|d| format!("d{d}"));
-                    s.set_ref_doc_id(&id, r.clone());
-                    match r { Some(r) => refs.set(&id, r), None => refs.del(&id) }
+                    match r.map(|d| format!("d{d}")) { Some(r) => refs.set(&id, r), None => refs.del(&id) }
                 }
                 Op::SetMeta(i, m) => {
                     let id = format!("n{i}");
-                    s.set_metadata(&id, m.map(Value::Int));
                     match m { Some(m) => metas.set(&id, m), None => metas.del(&id) }
                 }
                 Op::DeleteNodes(list) => {
+                    result.unwrap();
                     let set: HashSet<String> = list.iter().map(|i| format!("n{i}")).collect();
-                    s.delete_nodes(Some(&set), None).unwrap();
                     let doomed: Vec<String> = emb.0.iter().filter(|e| set.contains(&e.0)).map(|e| e.0.clone()).collect();
                     for id in doomed {
                         emb.del(&id);
                         refs.del(&id);
                         metas.del(&id);
+                    }
+                }
+                Op::DeleteWhere(m) => {
+                    // Python reads metadata_dict[id] for every row: a row without one is a KeyError,
+                    // raised before anything is deleted.
+                    if emb.0.iter().any(|e| metas.get(&e.0).is_none()) {
+                        prop_assert!(result.is_err());
+                    } else {
+                        result.unwrap();
+                        let doomed: Vec<String> = emb.0.iter().filter(|e| metas.get(&e.0) == Some(&m)).map(|e| e.0.clone()).collect();
+                        for id in doomed {
+                            emb.del(&id);
+                            refs.del(&id);
+                            metas.del(&id);
+                        }
                     }
                 }
             }
@@ -851,13 +839,13 @@ proptest! {
             let got_refs: Vec<(String, String)> = s.ref_doc_entries().map(|(a, b)| (a.to_owned(), b.to_owned())).collect();
             prop_assert_eq!(&got_refs, &refs.0);
             let got_meta: Vec<(String, Value)> = s.metadata_entries().unwrap().map(|(a, b)| (a.to_owned(), b.clone())).collect();
-            let want_meta: Vec<(String, Value)> = metas.0.iter().map(|e| (e.0.clone(), Value::Int(e.1))).collect();
+            let want_meta: Vec<(String, Value)> = metas.0.iter().map(|e| (e.0.clone(), meta_of(e.1))).collect();
             prop_assert_eq!(got_meta, want_meta);
             prop_assert_eq!((s.len(), s.ref_doc_len(), s.metadata_len()), (emb.0.len(), refs.0.len(), metas.0.len()));
             for i in 0..12 {
                 let id = format!("n{i}");
                 prop_assert_eq!(s.get_ref_doc_id(&id), refs.get(&id).map(String::as_str));
-                prop_assert_eq!(s.get_metadata(&id).unwrap().cloned(), metas.get(&id).map(|&m| Value::Int(m)));
+                prop_assert_eq!(s.get_metadata(&id).unwrap().cloned(), metas.get(&id).map(|&m| meta_of(m)));
                 prop_assert_eq!(s.get(&id).map(<[f32]>::to_vec), emb.get(&id).map(|v| v.to_vec()));
             }
         }
