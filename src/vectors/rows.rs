@@ -8,6 +8,7 @@
 //! A compaction of a mapped storage copies the surviving rows into owned storage.
 
 use std::collections::HashMap;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -41,9 +42,11 @@ impl OwnedRows {
     }
 
     /// `n` rows of `dim` floats written in place by `fill(row, out)`, on the pool when `parallel`
-    /// (a few dozen rows per task). The block starts zeroed without being touched (so the padding
-    /// is zero and the first touch, by the filling threads, gets huge pages). `None` as soon as a
-    /// `fill` returns false.
+    /// (a few dozen rows per task). The block is allocated without being touched: each row is zeroed
+    /// (so the padding is zero) right before its `fill`, by the thread that fills it. So the page
+    /// faults of fresh memory are split across the filling threads and get huge pages, and a block
+    /// that reuses freed heap memory is written once, not cleared first. `None` as soon as a `fill`
+    /// returns false.
     pub fn filled(
         n: usize,
         dim: usize,
@@ -51,41 +54,44 @@ impl OwnedRows {
         fill: impl Fn(usize, &mut [f32]) -> bool + Sync,
     ) -> Option<Self> {
         let mut rows = OwnedRows::new(dim);
-        let blocks = n.checked_mul(rows.blocks_per_row())?;
-        if blocks > 0 {
-            let layout = std::alloc::Layout::array::<A64>(blocks).ok()?;
-            // SAFETY: `layout` has a non-zero size. An all-zero A64 is a valid value (16 zero
-            // floats), and the pointer comes from the global allocator with A64's layout for exactly
-            // `blocks` elements, which is what `Vec::from_raw_parts` requires.
-            rows.blocks = unsafe {
-                let p = std::alloc::alloc_zeroed(layout).cast::<A64>();
-                if p.is_null() {
-                    std::alloc::handle_alloc_error(layout);
-                }
-                Vec::from_raw_parts(p, blocks, blocks)
-            };
-            crate::hugepages::advise(&rows.blocks);
-        }
-        rows.len = n;
-        let (stride, failed) = (rows.stride, AtomicBool::new(false));
-        let fill_row = |(i, out): (usize, &mut [f32])| {
-            if !failed.load(Ordering::Relaxed) && !fill(i, &mut out[..dim]) {
+        let per_row = rows.blocks_per_row();
+        let blocks = n.checked_mul(per_row)?;
+        std::alloc::Layout::array::<A64>(blocks).ok()?;
+        rows.blocks = Vec::with_capacity(blocks);
+        crate::hugepages::advise(&rows.blocks);
+        let failed = AtomicBool::new(false);
+        let fill_row = |(i, out): (usize, &mut [MaybeUninit<A64>])| {
+            if failed.load(Ordering::Relaxed) {
+                return;
+            }
+            out.iter_mut().for_each(|b| {
+                b.write(A64::default());
+            });
+            // SAFETY: every block of `out` was just initialised, and A64 is repr(C) of 16 f32.
+            let floats = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<f32>(), out.len() * LANES) };
+            if !fill(i, &mut floats[..dim]) {
                 failed.store(true, Ordering::Relaxed);
             }
         };
-        let floats = rows.floats_mut();
-        if stride == 0 {
+        let spare = &mut rows.blocks.spare_capacity_mut()[..blocks];
+        if per_row == 0 {
             // dim 0: no floats to fill (the table rejects such rows with its own message).
         } else if parallel && n > 1 {
-            floats
-                .par_chunks_mut(stride)
+            spare
+                .par_chunks_mut(per_row)
                 .enumerate()
                 .with_min_len(32)
                 .for_each(fill_row);
         } else {
-            floats.chunks_mut(stride).enumerate().for_each(fill_row);
+            spare.chunks_mut(per_row).enumerate().for_each(fill_row);
         }
-        (!failed.into_inner()).then_some(rows)
+        if failed.into_inner() {
+            return None;
+        }
+        // SAFETY: no fill failed, so every row's chunk of the first `blocks` blocks was initialised.
+        unsafe { rows.blocks.set_len(blocks) };
+        rows.len = n;
+        Some(rows)
     }
 
     pub fn dim(&self) -> usize {
