@@ -35,29 +35,109 @@ pub fn is_normalized(text: &[u8]) -> bool {
 /// one (see the module header). What follows the value is not looked at.
 #[must_use]
 pub fn normalized_len(b: &[u8]) -> Option<usize> {
-    // A load calls this once per stored value (tens of thousands of times): the container stack and
-    // key list are reused per thread instead of growing fresh vectors each call.
+    // A load calls this once per stored value (tens of thousands of times): the scratch space is
+    // reused per thread instead of growing fresh vectors each call.
     thread_local! {
-        static SCRATCH: std::cell::RefCell<(Vec<Option<usize>>, Vec<KeySpan>)> =
-            const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+        static SCRATCH: std::cell::RefCell<Scratch> = const { std::cell::RefCell::new(Scratch::new()) };
     }
     SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut scratch) => {
-            let (stack, keys) = &mut *scratch;
-            stack.clear();
-            keys.clear();
-            normalized_len_with(b, stack, keys)
-        }
-        Err(_) => normalized_len_with(b, &mut Vec::new(), &mut Vec::new()),
+        Ok(mut scratch) => normalized_len_with(b, &mut scratch),
+        Err(_) => normalized_len_with(b, &mut Scratch::new()),
     })
 }
 
-/// An object key as the span `b[start..end]` of the text being checked.
-type KeySpan = (usize, usize);
+/// What `normalized_len_with` keeps between and during calls.
+struct Scratch {
+    /// One entry per open container: `Some(start)` for an object whose keys are `keys[start..]`,
+    /// `None` for an array. One shared key list: no allocation per object.
+    stack: Vec<Option<usize>>,
+    keys: Vec<KeySpan>,
+    shapes: Shapes,
+}
 
-fn normalized_len_with(b: &[u8], stack: &mut Vec<Option<usize>>, keys: &mut Vec<KeySpan>) -> Option<usize> {
-    // One entry per open container: `Some(start)` for an object whose keys (as spans of `b`) are
-    // `keys[start..]`, `None` for an array. One shared key list: no allocation per object.
+impl Scratch {
+    const fn new() -> Self {
+        Scratch {
+            stack: Vec::new(),
+            keys: Vec::new(),
+            shapes: Shapes {
+                seen: Vec::new(),
+                next: 0,
+            },
+        }
+    }
+}
+
+/// The key fingerprints, in order, of a few objects whose fingerprints were pairwise distinct. An
+/// object with the same sequence has pairwise distinct fingerprints too, hence no repeated key:
+/// checked with one comparison per key. Files repeat a handful of object shapes (a node's fields,
+/// its relationships, their metadata) tens of thousands of times.
+struct Shapes {
+    seen: Vec<Vec<u64>>,
+    next: usize,
+}
+
+impl Shapes {
+    const KEPT: usize = 8;
+
+    fn known(&self, keys: &[KeySpan]) -> bool {
+        self.seen
+            .iter()
+            .any(|fps| fps.len() == keys.len() && fps.iter().zip(keys).all(|(&fp, k)| fp == k.fp))
+    }
+
+    fn remember(&mut self, keys: &[KeySpan]) {
+        let fps = keys.iter().map(|k| k.fp);
+        if self.seen.len() < Self::KEPT {
+            self.seen.push(fps.collect());
+        } else {
+            let slot = &mut self.seen[self.next];
+            slot.clear();
+            slot.extend(fps);
+            self.next = (self.next + 1) % Self::KEPT;
+        }
+    }
+}
+
+/// An object key: the span `b[start..end]` of the text being checked (quotes included), and a
+/// fingerprint of that text (`fingerprint`), so that the duplicate check compares integers and
+/// looks at the text only when two fingerprints are equal.
+#[derive(Clone, Copy)]
+struct KeySpan {
+    fp: u64,
+    start: usize,
+    end: usize,
+}
+
+impl KeySpan {
+    fn new(b: &[u8], start: usize, end: usize) -> Self {
+        KeySpan {
+            fp: fingerprint(&b[start..end]),
+            start,
+            end,
+        }
+    }
+}
+
+/// A function of a key's text (equal texts, equal fingerprints) that tells apart the keys of real
+/// objects: their length, first and last 8 bytes.
+fn fingerprint(key: &[u8]) -> u64 {
+    let n = key.len();
+    let (head, tail) = match (key.first_chunk::<8>(), key.last_chunk::<8>()) {
+        (Some(head), Some(tail)) => (u64::from_le_bytes(*head), u64::from_le_bytes(*tail)),
+        _ => {
+            let mut w = [0u8; 8];
+            w[..n].copy_from_slice(key);
+            (u64::from_le_bytes(w), 0)
+        }
+    };
+    head ^ tail.rotate_left(29) ^ (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+fn normalized_len_with(b: &[u8], scratch: &mut Scratch) -> Option<usize> {
+    let Scratch { stack, keys, shapes } = scratch;
+    stack.clear();
+    keys.clear();
     let mut i = 0usize;
     let mut state = State::Value;
     loop {
@@ -108,7 +188,7 @@ fn normalized_len_with(b: &[u8], stack: &mut Vec<Option<usize>>, keys: &mut Vec<
                     return None;
                 }
                 let end = string_end(b, i)?;
-                keys.push((i, end));
+                keys.push(KeySpan::new(b, i, end));
                 if b.get(end..end + 2)? != b": " {
                     return None;
                 }
@@ -125,7 +205,7 @@ fn normalized_len_with(b: &[u8], stack: &mut Vec<Option<usize>>, keys: &mut Vec<
                     continue;
                 }
                 match (b.get(i)?, top) {
-                    (b'}', Some(start)) if !has_duplicates(b, &mut keys[start..]) => keys.truncate(start),
+                    (b'}', Some(start)) if !has_duplicates(b, &mut keys[start..], shapes) => keys.truncate(start),
                     (b']', None) => {}
                     _ => return None,
                 }
@@ -138,35 +218,98 @@ fn normalized_len_with(b: &[u8], stack: &mut Vec<Option<usize>>, keys: &mut Vec<
 
 /// End (exclusive) of the normalized string starting at `b[start] == '"'`, or `None` if the string
 /// is not in `json.dumps` form.
-fn string_end(b: &[u8], start: usize) -> Option<usize> {
+///
+/// Node texts are most of a docstore file, with an escape (`\n`, `\u2019`, ...) every few dozen
+/// bytes: so the scan takes 32 bytes at a time and steps over the escapes inside a block without
+/// loading it again. The last bytes of the input go byte-run by byte-run (`string_end_from`).
+pub(super) fn string_end(b: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
+    #[cfg(target_arch = "x86_64")]
+    'blocks: while i + 32 <= b.len() {
+        let base = i;
+        // SAFETY: reads b[base..base + 32], inside `b`.
+        let mut stops = unsafe { string_stops_32(b.as_ptr().add(base)) };
+        while stops != 0 {
+            let at = base + stops.trailing_zeros() as usize;
+            match b[at] {
+                b'"' => return Some(at + 1),
+                b'\\' => {
+                    i = escape_end(b, at)?;
+                    if i >= base + 32 {
+                        continue 'blocks;
+                    }
+                    stops &= u32::MAX << (i - base); // the escaped bytes are not stops
+                }
+                _ => return None,
+            }
+        }
+        i = base + 32;
+    }
+    string_end_from(b, i)
+}
+
+/// `string_end` for a string whose contents continue at `b[i]`, one plain run at a time.
+pub(super) fn string_end_from(b: &[u8], mut i: usize) -> Option<usize> {
     loop {
         i += plain_ascii_run(b.get(i..)?);
         match *b.get(i)? {
             b'"' => return Some(i + 1),
-            b'\\' => match *b.get(i + 1)? {
-                b'"' | b'\\' | b'n' | b'r' | b't' | b'b' | b'f' => i += 2,
-                b'u' => {
-                    let mut cp = 0u32;
-                    for &d in b.get(i + 2..i + 6)? {
-                        cp = (cp << 4)
-                            | match d {
-                                b'0'..=b'9' => u32::from(d - b'0'),
-                                b'a'..=b'f' => u32::from(d - b'a' + 10),
-                                _ => return None,
-                            };
-                    }
-                    let escaped_by_dumps = (cp < 0x20 && !matches!(cp, 0x08 | 0x09 | 0x0A | 0x0C | 0x0D)) || cp >= 0x7F;
-                    if !escaped_by_dumps {
-                        return None;
-                    }
-                    i += 6;
-                }
-                _ => return None,
-            },
-            0x20..=0x7E => i += 1,
+            b'\\' => i = escape_end(b, i)?,
             _ => return None,
         }
+    }
+}
+
+/// A bit per byte of `p[..32]` that ends a plain run inside a string (see `plain_ascii_run`).
+///
+/// # Safety
+/// `p[..32]` must be readable.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+unsafe fn string_stops_32(p: *const u8) -> u32 {
+    use std::arch::x86_64::{
+        __m128i, _mm_add_epi8, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of the x86-64 baseline; both loads are inside `p[..32]` (the contract).
+    unsafe {
+        let stops16 = |v: __m128i| {
+            // Printable ASCII 0x20..=0x7E, shifted by 0x60, is -128..=-34 as i8, and every other
+            // byte lands above -34: one add and one signed compare find controls, DEL and non-ASCII.
+            let unprintable = _mm_cmpgt_epi8(_mm_add_epi8(v, _mm_set1_epi8(0x60)), _mm_set1_epi8(-34));
+            let bad = _mm_or_si128(
+                unprintable,
+                _mm_or_si128(
+                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8)),
+                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8)),
+                ),
+            );
+            _mm_movemask_epi8(bad) as u32 & 0xFFFF
+        };
+        stops16(_mm_loadu_si128(p.cast::<__m128i>())) | stops16(_mm_loadu_si128(p.add(16).cast::<__m128i>())) << 16
+    }
+}
+
+/// End (exclusive) of the escape at `b[at] == '\\'` if `json.dumps` writes it (a short escape, or a
+/// lowercase `\uXXXX` for a code point it escapes that way).
+#[inline]
+fn escape_end(b: &[u8], at: usize) -> Option<usize> {
+    match *b.get(at + 1)? {
+        b'"' | b'\\' | b'n' | b'r' | b't' | b'b' | b'f' => Some(at + 2),
+        b'u' => {
+            let mut cp = 0u32;
+            for &d in b.get(at + 2..at + 6)? {
+                cp = (cp << 4)
+                    | match d {
+                        b'0'..=b'9' => u32::from(d - b'0'),
+                        b'a'..=b'f' => u32::from(d - b'a' + 10),
+                        _ => return None,
+                    };
+            }
+            let escaped_by_dumps = (cp < 0x20 && !matches!(cp, 0x08 | 0x09 | 0x0A | 0x0C | 0x0D)) || cp >= 0x7F;
+            escaped_by_dumps.then_some(at + 6)
+        }
+        _ => None,
     }
 }
 
@@ -212,14 +355,31 @@ fn number_end(b: &[u8], start: usize) -> Option<usize> {
 }
 
 /// Whether `keys` has a repeat. May reorder `keys` (the caller drops them next).
-fn has_duplicates(b: &[u8], keys: &mut [KeySpan]) -> bool {
-    let text = |&(start, end): &KeySpan| &b[start..end];
-    if keys.len() <= 8 {
-        return keys
-            .iter()
-            .enumerate()
-            .any(|(i, k)| keys[..i].iter().any(|j| text(j) == text(k)));
+fn has_duplicates(b: &[u8], keys: &mut [KeySpan], shapes: &mut Shapes) -> bool {
+    if keys.len() < 2 || shapes.known(keys) {
+        return false;
     }
-    keys.sort_unstable_by(|x, y| text(x).cmp(text(y)));
-    keys.windows(2).any(|w| text(&w[0]) == text(&w[1]))
+    let same_text = |x: &KeySpan, y: &KeySpan| b[x.start..x.end] == b[y.start..y.end];
+    // Equal texts have equal fingerprints: only keys with equal fingerprints need their texts compared.
+    let mut distinct = true;
+    if keys.len() <= 16 {
+        for (i, k) in keys.iter().enumerate() {
+            for j in keys[..i].iter().filter(|j| j.fp == k.fp) {
+                if same_text(j, k) {
+                    return true;
+                }
+                distinct = false;
+            }
+        }
+        if distinct {
+            shapes.remember(keys);
+        }
+        return false;
+    }
+    keys.sort_unstable_by_key(|k| k.fp);
+    keys.chunk_by(|x, y| x.fp == y.fp).any(|run| {
+        run.iter()
+            .enumerate()
+            .any(|(i, k)| run[..i].iter().any(|j| same_text(j, k)))
+    })
 }

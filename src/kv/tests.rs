@@ -312,10 +312,69 @@ fn a_wrong_split_guess_is_discarded() {
 mod prop {
     use proptest::prelude::*;
 
-    use super::super::canonical::normalized_len;
+    use super::super::canonical::{normalized_len, string_end, string_end_from};
     use crate::json::{parse, to_vec};
 
+    /// Pieces of string contents: plain runs, every escape `json.dumps` writes, and near misses.
+    fn string_piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            6 => "[ -~&&[^\"\\\\]]{1,40}",
+            2 => Just("\\n".to_owned()),
+            1 => prop::sample::select(vec![
+                "\\\"", "\\\\", "\\t", "\\r", "\\b", "\\f", "\\u00e9", "\\u2019", "\\u001f", "\\ud83d\\ude00",
+                "\\u007f",
+            ])
+            .prop_map(str::to_owned),
+            1 => prop::sample::select(vec![
+                "\\/", "\\u00E9", "\\u0041", "\\u000a", "\\x", "\\u12", "\x7f", "\t", "\u{e9}", "\"",
+            ])
+            .prop_map(str::to_owned),
+        ]
+    }
+
+    /// Keys of which some share length, first and last 8 bytes (equal fingerprints, different text).
+    fn object_key() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "a",
+            "b",
+            "id_",
+            "file_name",
+            "file_path",
+            "aaaaaaaXbbbbbbbb",
+            "aaaaaaaYbbbbbbbb",
+            "aaaaaaaZbbbbbbbb",
+        ])
+    }
+
     proptest! {
+        /// The 32-bytes-at-a-time string scan ends (or rejects) every string exactly where the scan by
+        /// plain runs does, wherever the escapes fall relative to its blocks.
+        #[test]
+        fn block_string_scan_agrees_with_run_scan(
+            lead in 0usize..40,
+            pieces in proptest::collection::vec(string_piece(), 0..30),
+            tail in "[ -~]{0,40}",
+        ) {
+            let text = format!("{}\"{}\"{tail}", " ".repeat(lead), pieces.concat());
+            let b = text.as_bytes();
+            prop_assert_eq!(string_end(b, lead), string_end_from(b, lead + 1));
+        }
+
+        /// An object is accepted exactly when its keys are distinct, whatever the objects checked
+        /// before it on this thread (the checker remembers the key shapes it has verified) and even
+        /// when different keys have equal fingerprints.
+        #[test]
+        fn objects_are_accepted_exactly_without_repeated_keys(
+            objects in proptest::collection::vec(proptest::collection::vec(object_key(), 0..20), 1..6),
+        ) {
+            for keys in objects {
+                let members: Vec<String> = keys.iter().enumerate().map(|(i, k)| format!("\"{k}\": {i}")).collect();
+                let text = format!("{{\"v\": {{{}}}}}", members.join(", "));
+                let distinct = keys.iter().collect::<std::collections::HashSet<_>>().len() == keys.len();
+                prop_assert_eq!(normalized_len(text.as_bytes()).is_some(), distinct, "{}", text);
+            }
+        }
+
         /// Anything accepted is valid JSON that re-writes to itself; string scanning (8 bytes at a
         /// time) agrees with a byte-by-byte oracle on every string.
         #[test]
