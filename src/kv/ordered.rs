@@ -13,8 +13,10 @@ use crate::json::JStr;
 #[derive(Clone, Debug)]
 pub struct OrderedMap<V> {
     pub(super) entries: Vec<Option<(JStr, V)>>,
-    /// Slots in `entries` of the live keys (each key is stored once, in `entries`).
-    index: HashTable<usize>,
+    /// `(hash, slot in entries)` of the live keys (each key is stored once, in `entries`). With the
+    /// hash kept here, growing the table does not hash every key again (a load inserts tens of
+    /// thousands of keys one by one).
+    index: HashTable<(u64, usize)>,
     hasher: RandomState,
 }
 
@@ -47,8 +49,10 @@ impl<V> OrderedMap<V> {
     fn slot(&self, key: &JStr) -> Option<usize> {
         let entries = &self.entries;
         self.index
-            .find(self.hasher.hash_one(key), |&slot| key_at(entries, slot) == Some(key))
-            .copied()
+            .find(self.hasher.hash_one(key), |&(_, slot)| {
+                key_at(entries, slot) == Some(key)
+            })
+            .map(|&(_, slot)| slot)
     }
 
     #[must_use]
@@ -71,15 +75,15 @@ impl<V> OrderedMap<V> {
     pub fn insert(&mut self, key: JStr, value: V) -> Option<V> {
         let hash = self.hasher.hash_one(&key);
         let entries = &self.entries;
-        if let Some(&slot) = self.index.find(hash, |&slot| key_at(entries, slot) == Some(&key)) {
+        if let Some(&(_, slot)) = self
+            .index
+            .find(hash, |&(h, slot)| h == hash && key_at(entries, slot) == Some(&key))
+        {
             if let Some((_, v)) = self.entries[slot].as_mut() {
                 return Some(std::mem::replace(v, value));
             }
         }
-        let (hasher, entries) = (&self.hasher, &self.entries);
-        self.index.insert_unique(hash, entries.len(), |&slot| {
-            key_at(entries, slot).map_or(0, |k| hasher.hash_one(k))
-        });
+        self.index.insert_unique(hash, (hash, self.entries.len()), |&(h, _)| h);
         self.entries.push(Some((key, value)));
         None
     }
@@ -89,9 +93,11 @@ impl<V> OrderedMap<V> {
         let entries = &self.entries;
         let found = self
             .index
-            .find_entry(self.hasher.hash_one(key), |&slot| key_at(entries, slot) == Some(key))
+            .find_entry(self.hasher.hash_one(key), |&(_, slot)| {
+                key_at(entries, slot) == Some(key)
+            })
             .ok()?;
-        let (slot, _) = found.remove();
+        let ((_, slot), _) = found.remove();
         let (_, value) = self.entries[slot].take()?;
         if self.entries.len() > 8 && self.index.len() * 2 < self.entries.len() {
             self.compact();
@@ -107,11 +113,9 @@ impl<V> OrderedMap<V> {
     fn compact(&mut self) {
         self.entries.retain(Option::is_some);
         self.index.clear();
-        let (hasher, entries) = (&self.hasher, &self.entries);
-        for (slot, (k, _)) in entries.iter().flatten().enumerate() {
-            self.index.insert_unique(hasher.hash_one(k), slot, |&s| {
-                key_at(entries, s).map_or(0, |k| hasher.hash_one(k))
-            });
+        for (slot, (k, _)) in self.entries.iter().flatten().enumerate() {
+            let hash = self.hasher.hash_one(k);
+            self.index.insert_unique(hash, (hash, slot), |&(h, _)| h);
         }
     }
 
