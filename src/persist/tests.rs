@@ -305,3 +305,23 @@ fn temp_files_of_dead_writers_are_removed_by_the_next_persist() {
     assert!(mine.exists());
     fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn read_file_reads_large_files_in_two_halves_byte_for_byte() {
+    let dir = scratch_dir("read");
+    for len in [
+        0,
+        1,
+        PARALLEL_READ_MIN - 1,
+        PARALLEL_READ_MIN,
+        PARALLEL_READ_MIN * 2 + 7,
+    ] {
+        let path = dir.join(format!("f{len}"));
+        let content: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4099) as u8).collect();
+        fs::write(&path, &content).unwrap();
+        assert!(read_file(&path).unwrap() == content, "{len} bytes");
+    }
+    let err = read_file(&dir.join("missing")).unwrap_err().to_string();
+    assert!(err.contains("missing"), "{err}");
+    fs::remove_dir_all(dir).unwrap();
+}
