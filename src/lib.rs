@@ -12,6 +12,7 @@ mod hugepages;
 pub mod json;
 pub mod kv;
 pub mod persist;
+mod release;
 pub mod vectors;
 
 #[cfg(feature = "python")]

@@ -90,6 +90,12 @@ impl KvStore {
         KvStore::default()
     }
 
+    /// Number of values, over all collections.
+    #[must_use]
+    pub fn value_count(&self) -> usize {
+        self.collections.values().map(Collection::len).sum()
+    }
+
     /// Number of collections (empty ones included).
     #[must_use]
     pub fn len(&self) -> usize {

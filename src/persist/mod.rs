@@ -201,10 +201,7 @@ impl<'a> AtomicFile<'a> {
         let dir = parent_dir(&self.target);
         let synced = self.ops.sync_dir(dir).map_err(|e| StoreError::io(dir, e));
         if let Some(replaced) = replaced {
-            // If no thread can be started, the closure (and the file) is dropped here instead.
-            let _ = std::thread::Builder::new()
-                .name("llama-index-rs-release".into())
-                .spawn(move || drop(replaced));
+            crate::release::drop_in_background(replaced);
         }
         synced?;
         fs::metadata(&self.target).map_err(|e| StoreError::io(&self.target, e))

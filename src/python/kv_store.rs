@@ -17,6 +17,18 @@ pub struct PyKvStore {
     inner: RwLock<KvStore>,
 }
 
+/// From this many values on, a dropped store is freed on a background thread.
+const DROP_IN_BACKGROUND_VALUES: usize = 4096;
+
+impl Drop for PyKvStore {
+    fn drop(&mut self) {
+        let store = std::mem::take(self.inner.get_mut());
+        if store.value_count() >= DROP_IN_BACKGROUND_VALUES {
+            crate::release::drop_in_background(store);
+        }
+    }
+}
+
 fn key_of(obj: &Bound<'_, PyAny>) -> PyResult<JStr> {
     match obj.cast::<PyString>() {
         Ok(s) => py_to_jstr(s),
