@@ -30,6 +30,17 @@ impl<V> Default for OrderedMap<V> {
     }
 }
 
+/// A map's key hash function (see `OrderedMap::key_hasher`).
+#[derive(Clone, Debug)]
+pub struct KeyHasher(RandomState);
+
+impl KeyHasher {
+    #[must_use]
+    pub fn hash(&self, key: &JStr) -> u64 {
+        self.0.hash_one(key)
+    }
+}
+
 /// The key of a live slot (the index only holds live slots).
 fn key_at<V>(entries: &[Option<(JStr, V)>], slot: usize) -> Option<&JStr> {
     entries.get(slot)?.as_ref().map(|(k, _)| k)
@@ -71,9 +82,26 @@ impl<V> OrderedMap<V> {
         self.entries[slot].as_mut().map(|(_, v)| v)
     }
 
+    /// Room for `additional` more keys without growing the index.
+    pub fn reserve(&mut self, additional: usize) {
+        self.entries.reserve(additional);
+        self.index.reserve(additional, |&(h, _)| h);
+    }
+
+    /// The hash function of this map's keys, for `insert_hashed` (it can hash on another thread).
+    #[must_use]
+    pub fn key_hasher(&self) -> KeyHasher {
+        KeyHasher(self.hasher.clone())
+    }
+
     /// `d[key] = value`. Returns the previous value.
     pub fn insert(&mut self, key: JStr, value: V) -> Option<V> {
-        let hash = self.hasher.hash_one(&key);
+        self.insert_hashed(self.hasher.hash_one(&key), key, value)
+    }
+
+    /// `insert` with `hash = self.key_hasher().hash(&key)` computed beforehand.
+    pub fn insert_hashed(&mut self, hash: u64, key: JStr, value: V) -> Option<V> {
+        debug_assert_eq!(hash, self.hasher.hash_one(&key));
         let entries = &self.entries;
         if let Some(&(_, slot)) = self
             .index
