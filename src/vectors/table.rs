@@ -253,6 +253,12 @@ impl IdIndex {
             .copied()
     }
 
+    /// Room for `additional` more ids without growing (growing hashes every indexed id again).
+    fn reserve(&mut self, rows: &[RowMeta], file: Option<&LoadedFile>, additional: usize) {
+        self.table
+            .reserve(additional, |&o| hash_id(id_bytes(file, &rows[o as usize].id)));
+    }
+
     /// Adds row `r` (whose id is not in the index).
     fn insert(&mut self, rows: &[RowMeta], file: Option<&LoadedFile>, r: u32) {
         let h = hash_id(id_bytes(file, &rows[r as usize].id));
@@ -477,6 +483,8 @@ impl VectorStore {
             storage.reserve(rows.len());
         }
         self.rows.reserve(rows.len());
+        let (index, table_rows, file) = self.index_mut();
+        index.reserve(table_rows, file, rows.len());
 
         for (i, (new, norm)) in rows.into_iter().zip(norms).enumerate() {
             let existing = self.lookup(&new.id);
@@ -487,9 +495,14 @@ impl VectorStore {
                     let row = &self.rows[r as usize];
                     (row.ref_doc.as_ref().map(|e| e.0), row.metadata.as_ref().map(|e| e.0))
                 }
+                // (An empty map is not asked: a std map hashes the key first.)
                 None => (
-                    self.orphan_refs.remove(&new.id).map(|e| e.0),
-                    self.orphan_meta.remove(&new.id).map(|e| e.0),
+                    (!self.orphan_refs.is_empty())
+                        .then(|| self.orphan_refs.remove(&new.id).map(|e| e.0))
+                        .flatten(),
+                    (!self.orphan_meta.is_empty())
+                        .then(|| self.orphan_meta.remove(&new.id).map(|e| e.0))
+                        .flatten(),
                 ),
             };
             let ref_doc = new
