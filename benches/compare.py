@@ -430,7 +430,8 @@ def main() -> None:
         bench_query(100_000, 1536, 10_000)
         bench_query_large(1_000_000, 768)
         bench_add(10_000, 768, 10_000)
-        bench_persist(10_000, 768, 2_000)
+        # Simple at full size: ~20-30 s persist, ~35 s load (not extrapolated).
+        bench_persist(10_000, 768, 10_000)
         bench_memory(20_000, 768)
         bench_end_to_end(10_000, 768)
     env = dict(
