@@ -230,9 +230,7 @@ pub fn write_atomically_with(
 ) -> StoreResult<()> {
     let lock = DirLock::acquire(parent_dir(target))?;
     remove_stale_temp_files(&lock, parent_dir(target));
-    let mut file = AtomicFile::create(&lock, &RealFs, target)?;
-    write(&mut file)?;
-    file.commit().map(|_| ())
+    write_atomically_locked(&lock, &RealFs, target, write).map(|_| ())
 }
 
 /// Removes temporary files that writers killed mid-persist left in `dir` (their process is gone;
@@ -254,28 +252,16 @@ pub fn remove_stale_temp_files(_lock: &DirLock, dir: &Path) {
     }
 }
 
-/// `write_atomically` for a caller that already holds the directory lock (several files in one
-/// critical section) or that injects `ops`.
+/// `write_atomically_with` for a caller that already holds the directory lock (several files in one
+/// critical section) or that injects `ops`. Returns the new file's metadata (see `commit`).
 pub fn write_atomically_locked(
     lock: &DirLock,
     ops: &dyn FileOps,
     target: &Path,
-    bytes: &[u8],
-) -> StoreResult<fs::Metadata> {
-    write_chunks_atomically_locked(lock, ops, target, &[bytes])
-}
-
-/// `write_atomically_locked` for content made of pieces (written in order, never concatenated).
-pub fn write_chunks_atomically_locked<B: AsRef<[u8]>>(
-    lock: &DirLock,
-    ops: &dyn FileOps,
-    target: &Path,
-    chunks: &[B],
+    write: impl FnOnce(&mut AtomicFile<'_>) -> StoreResult<()>,
 ) -> StoreResult<fs::Metadata> {
     let mut file = AtomicFile::create(lock, ops, target)?;
-    for chunk in chunks {
-        file.write(chunk.as_ref())?;
-    }
+    write(&mut file)?;
     file.commit()
 }
 

@@ -140,7 +140,7 @@ fn every_failing_step_keeps_the_old_file_removes_the_temp_and_names_the_target()
         write_atomically(&target, b"old content").unwrap();
         let faulty = Faulty::new(op, 0, error);
         let lock = DirLock::acquire(&dir).unwrap();
-        let err = write_atomically_locked(&lock, &faulty, &target, b"new content").unwrap_err();
+        let err = write_atomically_locked(&lock, &faulty, &target, |f| f.write(b"new content")).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("docstore.json"), "{op:?}: {msg}");
         let StoreError::Io { source, .. } = &err else {
@@ -161,7 +161,7 @@ fn a_failing_directory_fsync_is_reported_after_the_rename() {
     let target = dir.join("index_store.json");
     let faulty = Faulty::new(Op::SyncDir, 0, eio);
     let lock = DirLock::acquire(&dir).unwrap();
-    let err = write_atomically_locked(&lock, &faulty, &target, b"new").unwrap_err();
+    let err = write_atomically_locked(&lock, &faulty, &target, |f| f.write(b"new")).unwrap_err();
     assert!(matches!(err, StoreError::Io { .. }));
     assert_eq!(listing(&dir), ["index_store.json"]);
     fs::remove_dir_all(dir).unwrap();

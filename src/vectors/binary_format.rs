@@ -332,15 +332,15 @@ fn write_json_file(
     json_path: &Path,
     for_mirror: bool,
 ) -> StoreResult<Option<JsonState>> {
-    let mut file = persist::AtomicFile::create(lock, ops, json_path)?;
     let mut crc = for_mirror.then(crc32fast::Hasher::new);
-    json_format::write_json(store, |piece| {
-        if let Some(crc) = crc.as_mut() {
-            crc.update(piece);
-        }
-        file.write(piece)
+    let meta = persist::write_atomically_locked(lock, ops, json_path, |file| {
+        json_format::write_json(store, |piece| {
+            if let Some(crc) = crc.as_mut() {
+                crc.update(piece);
+            }
+            file.write(piece)
+        })
     })?;
-    let meta = file.commit()?;
     Ok(crc.map(|crc| JsonState::with_crc(&meta, crc.finalize())))
 }
 
