@@ -35,6 +35,8 @@ fn extract_embeddings(py: Python<'_>, obj: &Bound<'_, PyAny>, ids: &[String]) ->
     if let Ok(arr) = obj.cast::<PyArray2<f32>>() {
         let ro: PyReadonlyArray2<f32> = arr.readonly();
         let [n, dim] = [ro.shape()[0], ro.shape()[1]];
+        // Copied with the GIL held (by the pool when large, this thread waiting): no Python code can
+        // write to the array meanwhile, as in `rows_from_float_lists`.
         let parallel = n * dim >= PARALLEL_COPY_FLOATS;
         let rows = match ro.as_slice() {
             Ok(s) => OwnedRows::filled(n, dim, parallel, |i, out| {
