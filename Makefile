@@ -6,7 +6,7 @@ export TIKTOKEN_CACHE_DIR := $(shell $(PYTHON) -c "import os, llama_index.core a
 export PYTHONHASHSEED ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help deps install build demo test test-rust test-python fuzz lint format bench bench-rust clean
+.PHONY: help deps install build demo test test-rust test-python test-exhaustive fuzz lint format bench bench-rust clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ test: install test-rust test-python ## Everything: Rust core tests and the Pytho
 
 test-rust: ## Rust core tests (no Python: proves the core builds without PyO3)
 	cargo test --no-default-features --quiet
+
+test-exhaustive: ## Every f32 the JSON writer's fast path formats, against the general path (release build, ~2 min)
+	cargo test --no-default-features --release --quiet --lib every_f32 -- --ignored
 
 test-python: ## Python suite: differential tests against LlamaIndex's Simple* stores
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests

@@ -3,6 +3,7 @@
 //! exactly what Python's `json` module accepts.
 
 mod chunked;
+mod f32_repr;
 mod number;
 mod pow5_table;
 mod read;

@@ -278,15 +278,26 @@ fn floats_match_cpython() {
         f64::MAX,
         f64::MIN_POSITIVE,
     ]);
-    let input: String = xs.iter().map(|x| format!("{:016x}\n", x.to_bits())).collect();
-    let script = "import sys, json, struct\nfor l in sys.stdin:\n    print(json.dumps(struct.unpack('>d', bytes.fromhex(l.strip()))[0]))";
-    let Some(expected) = python(script, &input) else { return };
+    let bits: Vec<String> = xs.iter().map(|x| format!("{:016x}", x.to_bits())).collect();
+    floats_written_as_cpython_does(&bits, 'd', |i, out| write_f64(out, xs[i]));
+}
+
+/// Checks that `write(i, out)` writes what CPython's `json.dumps` writes for the float whose
+/// big-endian bits are `bits[i]` in `struct` format `format` (`'d'` or `'f'`).
+fn floats_written_as_cpython_does(bits: &[String], format: char, write: impl Fn(usize, &mut Vec<u8>)) {
+    let input: String = bits.iter().map(|b| format!("{b}\n")).collect();
+    let script = format!(
+        "import sys, json, struct\nfor l in sys.stdin:\n    print(json.dumps(struct.unpack('>{format}', bytes.fromhex(l.strip()))[0]))"
+    );
+    let Some(expected) = python(&script, &input) else {
+        return;
+    };
     let lines: Vec<&str> = expected.lines().collect();
-    assert_eq!(lines.len(), xs.len());
-    for (x, want) in xs.iter().zip(lines) {
+    assert_eq!(lines.len(), bits.len());
+    for (i, want) in lines.into_iter().enumerate() {
         let mut out = Vec::new();
-        write_f64(&mut out, *x);
-        assert_eq!(std::str::from_utf8(&out).unwrap(), want, "bits {:016x}", x.to_bits());
+        write(i, &mut out);
+        assert_eq!(std::str::from_utf8(&out).unwrap(), want, "bits {}", bits[i]);
     }
 }
 
@@ -383,6 +394,40 @@ fn parser_matches_cpython() {
         accepted > 1000,
         "only {accepted} accepted inputs: the generator is too noisy"
     );
+}
+
+/// `write_f32_as_python_float` (exact integer digits for most f32 values, see `f32_repr`) against
+/// CPython's `json.dumps(float(x))`: random bit patterns, embedding-like values of every magnitude
+/// in the fast range, and its edges.
+#[test]
+fn f32_values_match_cpython() {
+    let mut rng = SplitMix(11);
+    let mut xs: Vec<f32> = Vec::new();
+    for i in 0..6000 {
+        let bits = rng.next() as u32;
+        xs.push(match i % 3 {
+            0 => f32::from_bits(bits),
+            // Exponents around the fast range 1e-4..2048 (biased 110..=140), any mantissa and sign.
+            1 => f32::from_bits(bits & 0x807F_FFFF | (110 + (bits >> 8) % 31) << 23),
+            _ => (bits as f32 / u32::MAX as f32 - 0.5) * 0.2,
+        });
+    }
+    xs.extend([
+        1e-4f32,
+        1.0001e-4,
+        0.1,
+        0.5,
+        1.0,
+        1.5,
+        1025.0,
+        2047.9999,
+        2048.0,
+        -0.036,
+        0.0,
+        f32::MIN_POSITIVE,
+    ]);
+    let bits: Vec<String> = xs.iter().map(|x| format!("{:08x}", x.to_bits())).collect();
+    floats_written_as_cpython_does(&bits, 'f', |i, out| write_f32_as_python_float(out, xs[i]));
 }
 
 /// The fast path of `write_f64` copies zmij's layout; these are the values where the two layouts

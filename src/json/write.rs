@@ -6,13 +6,15 @@
 //!   escapes, every other code point outside 0x20..=0x7E becomes `\uXXXX` (lowercase hex; DEL is
 //!   `\u007f`, as CPython's `S_CHAR` has it), supplementary code points a surrogate pair, lone
 //!   surrogates `\udXXX`;
-//! - floats as Python's `float.__repr__`: shortest round-trip digits (from `zmij`) in Python's layout
-//!   (`0.1`, `100.0`, `1e-05`, `1.5e+16`, `-0.0`), and `NaN`, `Infinity`, `-Infinity` (`allow_nan=True`);
+//! - floats as Python's `float.__repr__`: shortest round-trip digits (from `zmij`; for most f32
+//!   embedding values from `f32_repr`'s exact integer arithmetic) in Python's layout (`0.1`, `100.0`,
+//!   `1e-05`, `1.5e+16`, `-0.0`), and `NaN`, `Infinity`, `-Infinity` (`allow_nan=True`);
 //! - integers in decimal, `BigInt` digits verbatim, `true`, `false`, `null`.
 //!
 //! Nothing here allocates per value beyond growing the output buffer. Nesting is written recursively:
 //! values produced by `read::parse` are at most `read::MAX_DEPTH` deep, which is safe on a 2 MB stack.
 
+use super::f32_repr;
 use super::value::{JStr, Value};
 
 /// Serializes `v` exactly as `json.dumps(v)` would.
@@ -215,10 +217,20 @@ fn write_wtf8(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// Appends what Python writes for `float(x)` where `x` is an f32 (e.g. an embedding value from numpy):
-/// the repr of the widened f64, `0.10000000149011612` for `0.1f32`. No allocation.
+/// the repr of the widened f64, `0.10000000149011612` for `0.1f32`.
 #[inline]
 pub fn write_f32_as_python_float(out: &mut Vec<u8>, x: f32) {
-    write_f64(out, f64::from(x));
+    out.reserve(f32_repr::SLACK);
+    push_f32(out, x);
+}
+
+/// `write_f32_as_python_float` into reserved space: `f32_repr`'s exact digits where it applies,
+/// `write_f64` elsewhere. `out` must have `f32_repr::SLACK` bytes of spare capacity.
+#[inline]
+fn push_f32(out: &mut Vec<u8>, x: f32) {
+    if !f32_repr::write(out, x) {
+        write_f64(out, f64::from(x));
+    }
 }
 
 /// The longest `repr` of a float: `-1.2345678901234567e-308`.
@@ -227,12 +239,13 @@ const MAX_FLOAT_LEN: usize = 24;
 /// Appends the f32 `values` as Python writes a list of `float(value)` between its brackets:
 /// `write_f32_as_python_float` of each, separated by `", "`. One capacity reservation for the row.
 pub fn write_f32_list_items(out: &mut Vec<u8>, values: &[f32]) {
-    out.reserve(values.len() * (MAX_FLOAT_LEN + 2));
+    // The fast path's stores may reach `f32_repr::SLACK` bytes past what it appends.
+    out.reserve(values.len() * (MAX_FLOAT_LEN + 2) + f32_repr::SLACK);
     for (j, &x) in values.iter().enumerate() {
         if j > 0 {
             out.extend_from_slice(b", ");
         }
-        write_f32_as_python_float(out, x);
+        push_f32(out, x);
     }
 }
 
