@@ -226,6 +226,15 @@ fn invalid(msg: String) -> StoreError {
     StoreError::InvalidValue(msg)
 }
 
+/// Removes `id`'s orphan entry and returns its sequence number. An empty map (the usual case) is
+/// not asked: a std map hashes the key before looking.
+fn take_orphan<V>(orphans: &mut HashMap<String, (u64, V)>, id: &str) -> Option<u64> {
+    if orphans.is_empty() {
+        return None;
+    }
+    orphans.remove(id).map(|e| e.0)
+}
+
 impl IdIndex {
     /// The index of the live rows, and the first row whose id repeats an earlier row's (left out).
     fn build(rows: &[RowMeta], file: Option<&LoadedFile>) -> (IdIndex, Option<u32>) {
@@ -495,14 +504,9 @@ impl VectorStore {
                     let row = &self.rows[r as usize];
                     (row.ref_doc.as_ref().map(|e| e.0), row.metadata.as_ref().map(|e| e.0))
                 }
-                // (An empty map is not asked: a std map hashes the key first.)
                 None => (
-                    (!self.orphan_refs.is_empty())
-                        .then(|| self.orphan_refs.remove(&new.id).map(|e| e.0))
-                        .flatten(),
-                    (!self.orphan_meta.is_empty())
-                        .then(|| self.orphan_meta.remove(&new.id).map(|e| e.0))
-                        .flatten(),
+                    take_orphan(&mut self.orphan_refs, &new.id),
+                    take_orphan(&mut self.orphan_meta, &new.id),
                 ),
             };
             let ref_doc = new
