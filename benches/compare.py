@@ -46,8 +46,8 @@ def best_of(fn: Callable[[], Any], repeat: int) -> tuple:
 def settle() -> None:
     """Waits for work left behind by the previous measurement. OpenBLAS (numpy) and OpenMP (FAISS)
     workers spin for ~0.1 s after a call; a measurement started meanwhile shares a core with them
-    (ours then ran 1.6x slower than when started 0.3 s later). A persist leaves the file it replaced
-    to be freed on a background thread."""
+    (ours then took 1.5x the time it takes when started 0.3 s later). A persist leaves the file it
+    replaced to be freed on a background thread."""
     time.sleep(0.3)
 
 
