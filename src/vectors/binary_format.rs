@@ -318,10 +318,6 @@ fn read_sections(file: &BinaryFile) -> StoreResult<VectorStore> {
     Ok(store)
 }
 
-/// Writes the files of one vector store under the directory lock: the JSON file at `json_path`
-/// and/or the binary file beside it. "json" removes an old binary file (it would be stale); "binary"
-/// leaves an existing JSON file alone but records its state, so this binary file supersedes it until
-/// somebody rewrites it.
 /// Writes the JSON file atomically, formatting while writing (`json_format::write_json`). With
 /// `for_mirror`, returns the state the binary mirror records (its CRC is computed while writing:
 /// ~11 ms of the writing thread for 170 MB, so only when a mirror will record it).
@@ -348,6 +344,10 @@ pub fn persist_files(store: &VectorStore, json_path: &Path, format: PersistForma
     persist_files_with(&RealFs, store, json_path, format)
 }
 
+/// Writes the files of one vector store under the directory lock: the JSON file at `json_path`
+/// and/or the binary file beside it. "json" removes an old binary file (it would be stale); "binary"
+/// leaves an existing JSON file alone but records its state, so this binary file supersedes it until
+/// somebody rewrites it.
 pub fn persist_files_with(
     ops: &dyn FileOps,
     store: &VectorStore,

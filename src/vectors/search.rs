@@ -245,8 +245,6 @@ fn merge_tops<'a>(parts: impl Iterator<Item = Scored<'a>>, k: usize) -> Vec<Scor
     top.into_vec()
 }
 
-/// Rows per cache block in `query_batch`: a block (~192 KiB) stays in L2 while every group of queries
-/// passes over it, so rows come from memory once per batch.
 /// Whether `rows` (ascending, as candidates are) are consecutive row numbers: one contiguous stretch
 /// of the row storage. Only the tile shape depends on it, never a result.
 fn is_run(rows: &[u32]) -> bool {
@@ -256,6 +254,8 @@ fn is_run(rows: &[u32]) -> bool {
     }
 }
 
+/// Rows per cache block in `query_batch`: a block (~192 KiB) stays in L2 while every group of queries
+/// passes over it, so rows come from memory once per batch.
 fn batch_block_rows(dim: usize) -> usize {
     ((48 * 1024 / dim.max(1)).clamp(4, 512) / 4) * 4
 }
