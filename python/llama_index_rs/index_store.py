@@ -113,53 +113,39 @@ class _Tracked:
         self.fields: Tuple[Any, ...] = ()
 
 
-class RustIndexStore(SimpleIndexStore):
-    """Drop-in replacement for LlamaIndex's `SimpleIndexStore`, backed by `RustKVStore`.
+class _Tracker:
+    """The incremental state of a RustIndexStore over a RustKVStore: the structs added (`_Tracked`)
+    and which of them the KV store has not been given yet. `flush` writes those; the KV store calls
+    it before anything reads it."""
 
-    Same API, same exceptions, byte-identical `index_store.json` (with its doubly encoded
-    `"__data__"`). `add_index_struct` of a vector index struct (IndexDict) costs O(changes since the
-    last add) instead of re-serializing the whole struct, so one-by-one inserts into a
-    VectorStoreIndex stay linear. To do so it replaces the struct's `nodes_dict` by a dict subclass
-    that records mutations; the stored state still changes only when `add_index_struct` is called,
-    exactly as with SimpleIndexStore. The JSON is built lazily, when something reads the store.
-    """
+    __slots__ = ("native", "collection", "tracked", "dirty")
 
-    def __init__(self, simple_kvstore: Optional[SimpleKVStore] = None) -> None:
-        kvstore = simple_kvstore if simple_kvstore is not None else RustKVStore()
-        KVIndexStore.__init__(self, kvstore)
-        self._init_tracking()
+    def __init__(self, native: Any, collection: str) -> None:
+        self.native = native  # the RustKVStore's native store, None for other KV stores
+        self.collection = collection
+        self.tracked: Dict[str, _Tracked] = {}
+        self.dirty: Dict[str, None] = {}
 
-    def _init_tracking(self) -> None:
-        self._tracked: Dict[str, _Tracked] = {}
-        self._dirty: Dict[str, None] = {}
-        if type(self._kvstore) is RustKVStore:
-            self._kvstore._flush_hook = self._flush
-
-    # ---- incremental add ----
-
-    def _flush(self) -> None:
+    def flush(self) -> None:
         """Writes the JSON of every struct added since the last flush into the KV store."""
-        if not self._dirty:
+        if not self.dirty:
             return
-        native = self._kvstore._native
-        for key in list(self._dirty):
-            tracked = self._tracked[key]
+        for key in list(self.dirty):
+            tracked = self.tracked[key]
             type_json, index_id, summary, doc_ids_json, embeddings_json = tracked.fields
             data = (
                 f'{{"index_id": {_json_of(index_id)}, "summary": {_json_of(summary)}, '
                 f'"nodes_dict": {tracked.nodes.collection_json(_NODES)}, '
                 f'"doc_id_dict": {doc_ids_json}, "embeddings_dict": {embeddings_json}}}'
             )
-            native.put(key, {"__type__": type_json, "__data__": data}, self._collection)
-        self._dirty.clear()
+            self.native.put(key, {"__type__": type_json, "__data__": data}, self.collection)
+        self.dirty.clear()
 
-    def add_index_struct(self, index_struct: IndexStruct) -> None:
-        if type(index_struct) not in _TRACKED_TYPES or type(self._kvstore) is not RustKVStore:
-            self._untrack(index_struct.index_id)
-            return super().add_index_struct(index_struct)
+    def add(self, index_struct: IndexStruct) -> None:
+        """`add_index_struct` of a tracked type: applies the changes since its last add."""
         key = index_struct.index_id
         nodes_dict = index_struct.nodes_dict
-        tracked = self._tracked.get(key)
+        tracked = self.tracked.get(key)
         if (
             tracked is not None
             and tracked.struct() is index_struct
@@ -179,7 +165,7 @@ class RustIndexStore(SimpleIndexStore):
             nodes.put_all(list(nodes_dict.items()), _NODES)
             journal = _JournalDict(nodes_dict)
             index_struct.nodes_dict = journal
-            tracked = self._tracked[key] = _Tracked(index_struct, journal, nodes)
+            tracked = self.tracked[key] = _Tracked(index_struct, journal, nodes)
         tracked.fields = (
             index_struct.get_type(),
             _snapshot(index_struct.index_id),
@@ -187,21 +173,54 @@ class RustIndexStore(SimpleIndexStore):
             _snapshot(index_struct.doc_id_dict),
             _snapshot(index_struct.embeddings_dict),
         )
-        native = self._kvstore._native
-        if not native.contains(key, self._collection):
-            native.put(key, None, self._collection)  # placeholder: keeps the key's position
-        self._dirty[key] = None
+        if not self.native.contains(key, self.collection):
+            self.native.put(key, None, self.collection)  # placeholder: keeps the key's position
+        self.dirty[key] = None
 
-    def _untrack(self, key: str) -> None:
-        if self._tracked.pop(key, None) is not None:
-            self._dirty.pop(key, None)
+    def untrack(self, key: str) -> None:
+        if self.tracked.pop(key, None) is not None:
+            self.dirty.pop(key, None)
+
+
+class RustIndexStore(SimpleIndexStore):
+    """Drop-in replacement for LlamaIndex's `SimpleIndexStore`, backed by `RustKVStore`.
+
+    Same API, same exceptions, byte-identical `index_store.json` (with its doubly encoded
+    `"__data__"`). `add_index_struct` of a vector index struct (IndexDict) costs O(changes since the
+    last add) instead of re-serializing the whole struct, so one-by-one inserts into a
+    VectorStoreIndex stay linear. To do so it replaces the struct's `nodes_dict` by a dict subclass
+    that records mutations; the stored state still changes only when `add_index_struct` is called,
+    exactly as with SimpleIndexStore. The JSON is built lazily, when something reads the store.
+    """
+
+    def __init__(self, simple_kvstore: Optional[SimpleKVStore] = None) -> None:
+        kvstore = simple_kvstore if simple_kvstore is not None else RustKVStore()
+        KVIndexStore.__init__(self, kvstore)
+        self._init_tracking()
+
+    def _init_tracking(self) -> None:
+        native = self._kvstore._native if type(self._kvstore) is RustKVStore else None
+        self._tracker = _Tracker(native, self._collection)
+        if native is not None:
+            # The hook refers to the tracker, not to this store: the KV store referring back to its
+            # index store would make a cycle, which only the garbage collector frees.
+            self._kvstore._flush_hook = self._tracker.flush
+
+    def _flush(self) -> None:
+        self._tracker.flush()
+
+    def add_index_struct(self, index_struct: IndexStruct) -> None:
+        if type(index_struct) not in _TRACKED_TYPES or self._tracker.native is None:
+            self._tracker.untrack(index_struct.index_id)
+            return super().add_index_struct(index_struct)
+        self._tracker.add(index_struct)
 
     async def async_add_index_struct(self, index_struct: IndexStruct) -> None:
         self.add_index_struct(index_struct)
 
     def delete_index_struct(self, key: str) -> None:
         self._flush()
-        self._untrack(key)
+        self._tracker.untrack(key)
         super().delete_index_struct(key)
 
     async def adelete_index_struct(self, key: str) -> None:
@@ -253,7 +272,7 @@ class RustIndexStore(SimpleIndexStore):
 
     def __getstate__(self) -> dict:
         self._flush()
-        return {k: v for k, v in self.__dict__.items() if k not in ("_tracked", "_dirty")}
+        return {k: v for k, v in self.__dict__.items() if k != "_tracker"}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)

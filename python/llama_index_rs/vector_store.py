@@ -51,11 +51,19 @@ class _LiveData(SimpleVectorStoreData):
     """`RustVectorStore.data`: a SimpleVectorStoreData whose three dicts are live views of the Rust
     store. Reading, setting and deleting items, and assigning whole dicts, act on the store."""
 
-    def __init__(self, store: "RustVectorStore") -> None:  # no dataclass fields of its own
-        object.__setattr__(self, "_store", store)
+    def __init__(self, private: Dict[str, Any]) -> None:  # no dataclass fields of its own
+        # The store's private-attribute dict, not the store: a view that referred to its store
+        # would make a cycle (store -> data -> store), and a store in a cycle is freed only by the
+        # garbage collector, not when its last reference goes. The dict holds the current native
+        # store (`_replace_native` swaps it in place), so a view also outlives its store, like the
+        # dicts of a SimpleVectorStoreData.
+        object.__setattr__(self, "_private", private)
 
     def _native(self) -> Any:
-        return self._store._core
+        return self._private["_native"]
+
+    def _replace(self, **dicts: Dict[str, Any]) -> None:
+        _replace_native(self._private, **dicts)
 
     @property  # type: ignore[override]
     def embedding_dict(self) -> LiveMapping:
@@ -70,7 +78,7 @@ class _LiveData(SimpleVectorStoreData):
 
     @embedding_dict.setter
     def embedding_dict(self, value: Dict[str, List[float]]) -> None:
-        self._store._replace(embedding_dict=dict(value))
+        self._replace(embedding_dict=dict(value))
 
     @property  # type: ignore[override]
     def text_id_to_ref_doc_id(self) -> LiveMapping:
@@ -96,7 +104,7 @@ class _LiveData(SimpleVectorStoreData):
 
     @text_id_to_ref_doc_id.setter
     def text_id_to_ref_doc_id(self, value: Dict[str, str]) -> None:
-        self._store._replace(text_id_to_ref_doc_id=dict(value))
+        self._replace(text_id_to_ref_doc_id=dict(value))
 
     @property  # type: ignore[override]
     def metadata_dict(self) -> LiveMapping:
@@ -122,7 +130,7 @@ class _LiveData(SimpleVectorStoreData):
 
     @metadata_dict.setter
     def metadata_dict(self, value: Dict[str, Any]) -> None:
-        self._store._replace(metadata_dict=dict(value))
+        self._replace(metadata_dict=dict(value))
 
     def to_dict(self, encode_json: bool = False) -> Dict[str, Any]:
         return self._native().to_dict()
@@ -140,6 +148,16 @@ class _LiveData(SimpleVectorStoreData):
 
     def __reduce__(self) -> tuple:
         return (SimpleVectorStoreData.from_dict, (self.to_dict(),))
+
+
+def _replace_native(private: Dict[str, Any], **dicts: Dict[str, Any]) -> None:
+    """Replaces the native store held in a RustVectorStore's private attributes by one with some of
+    its three dicts replaced (assigning a whole dict of `store.data`)."""
+    current = private["_native"].to_dict()
+    current.update(dicts)
+    private["_native"] = _native.VectorStore.from_dicts(
+        current["embedding_dict"], current["text_id_to_ref_doc_id"], current["metadata_dict"]
+    )
 
 
 def _exotic_record(node: BaseNode) -> Dict[str, Any]:
@@ -199,15 +217,8 @@ class RustVectorStore(SimpleVectorStore):
 
     def _attach(self, native: Any) -> None:
         self._native = native
-        object.__setattr__(self, "data", _LiveData(self))
+        object.__setattr__(self, "data", _LiveData(self.__pydantic_private__))
         self.__pydantic_fields_set__.add("data")
-
-    def _replace(self, **dicts: Dict[str, Any]) -> None:
-        current = self._core.to_dict()
-        current.update(dicts)
-        self._native = _native.VectorStore.from_dicts(
-            current["embedding_dict"], current["text_id_to_ref_doc_id"], current["metadata_dict"]
-        )
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "data":
