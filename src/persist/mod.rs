@@ -53,6 +53,10 @@ pub trait FileOps: Sync {
     fn start_writeback(&self, file: &File, offset: u64, len: u64) {
         start_writeback(file, offset, len);
     }
+    /// Asks the kernel to drop the cached pages of `file`, which is about to be replaced. A hint only.
+    fn drop_cached_pages(&self, file: &File) {
+        drop_cached_pages(file);
+    }
 }
 
 /// The real file system.
@@ -89,6 +93,18 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
 
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
+
+#[cfg(target_os = "linux")]
+fn drop_cached_pages(file: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain system call on an open descriptor; failure only means the pages stay cached.
+    unsafe {
+        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn drop_cached_pages(_file: &File) {}
 
 /// Write size between writeback hints: large enough that each write is cheap to issue, small enough
 /// that the device starts early.
@@ -135,11 +151,24 @@ pub struct AtomicFile<'a> {
     written: u64,
     /// Where the written bytes whose device writeback has not been started yet begin.
     writeback_from: u64,
+    /// The file being replaced, open from `create` until it is closed after the rename (see
+    /// `commit`).
+    replaced: Option<File>,
 }
 
 impl<'a> AtomicFile<'a> {
     /// Starts replacing `target`. The caller holds the directory's `DirLock` (the borrow proves it).
+    ///
+    /// The cached pages of the file being replaced are dropped first: nobody needs them after the
+    /// rename, and memory just freed is the cheapest the kernel can hand to the new file's pages. On
+    /// a VM whose host reclaims the guest's free memory (virtio-balloon free page reporting), writing
+    /// into memory the host has taken back ran at ~270 MB/s instead of ~4 GB/s: a 170 MB vector
+    /// store persist took a median 300-370 ms without this and 170-190 ms with it.
     pub fn create(_lock: &DirLock, ops: &'a dyn FileOps, target: &Path) -> StoreResult<Self> {
+        let replaced = if cfg!(unix) { File::open(target).ok() } else { None };
+        if let Some(old) = &replaced {
+            ops.drop_cached_pages(old);
+        }
         let temp = temp_path_for(target);
         let file = ops.create_new(&temp).map_err(|e| StoreError::io(target, e))?;
         Ok(AtomicFile {
@@ -149,6 +178,7 @@ impl<'a> AtomicFile<'a> {
             target: target.to_owned(),
             written: 0,
             writeback_from: 0,
+            replaced,
         })
     }
 
@@ -182,18 +212,14 @@ impl<'a> AtomicFile<'a> {
     /// fsync, rename over the target, fsync the directory. Returns the metadata of the new file as it
     /// stands after the rename (which updates its ctime), taken under the directory lock.
     ///
-    /// The replaced file is held open across the rename and closed on a background thread: the last
-    /// close is what frees its pages and blocks (milliseconds for a large file), and nobody needs to
-    /// wait for that.
+    /// The replaced file is held open (since `create`) across the rename and closed on a background
+    /// thread: the last close is what frees its blocks (milliseconds for a large file), and nobody
+    /// needs to wait for that.
     pub fn commit(mut self) -> StoreResult<fs::Metadata> {
         let file = self.file.take().expect("file is open until commit");
         self.ops.sync_file(&file).map_err(|e| StoreError::io(&self.target, e))?;
         drop(file);
-        let replaced = if cfg!(unix) {
-            File::open(&self.target).ok()
-        } else {
-            None
-        };
+        let replaced = self.replaced.take();
         self.ops
             .rename(&self.temp, &self.target)
             .map_err(|e| StoreError::io(&self.target, e))?;

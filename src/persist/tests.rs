@@ -325,3 +325,44 @@ fn read_file_reads_large_files_in_two_halves_byte_for_byte() {
     assert!(err.contains("missing"), "{err}");
     fs::remove_dir_all(dir).unwrap();
 }
+
+/// Records which files' cached pages a write asked to drop (by their content).
+#[derive(Default)]
+struct DropRecorder(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl FileOps for DropRecorder {
+    fn drop_cached_pages(&self, file: &File) {
+        use std::io::Read;
+        let mut content = Vec::new();
+        (&*file).read_to_end(&mut content).unwrap();
+        self.0.lock().unwrap().push(content);
+        RealFs.drop_cached_pages(file);
+    }
+}
+
+#[test]
+fn only_the_replaced_file_has_its_cached_pages_dropped() {
+    let dir = scratch_dir("drop-cache");
+    let target = dir.join("vector_store.json");
+    let ops = DropRecorder::default();
+    let lock = DirLock::acquire(&dir).unwrap();
+    // A new file replaces nothing.
+    write_atomically_locked(&lock, &ops, &target, |f| f.write(b"first")).unwrap();
+    assert!(ops.0.lock().unwrap().is_empty());
+    // A replacement drops the old file's pages, before anything is written; the old content is
+    // still there until the rename, and the new content is complete after it.
+    write_atomically_locked(&lock, &ops, &target, |f| {
+        assert_eq!(fs::read(&target).unwrap(), b"first");
+        f.write(b"second")
+    })
+    .unwrap();
+    assert_eq!(*ops.0.lock().unwrap(), [b"first".to_vec()]);
+    assert_eq!(fs::read(&target).unwrap(), b"second");
+    // A failed replacement keeps the old file, whose pages may have been dropped (a hint only).
+    let err = write_atomically_locked(&lock, &ops, &target, |_| Err(StoreError::Unsupported("no".into()))).unwrap_err();
+    assert!(err.to_string().contains("no"));
+    assert_eq!(fs::read(&target).unwrap(), b"second");
+    assert_eq!(listing(&dir), ["vector_store.json"]);
+    drop(lock);
+    fs::remove_dir_all(dir).unwrap();
+}
