@@ -74,6 +74,12 @@ impl<R: Read> ChunkedReader<R> {
         Ok(())
     }
 
+    /// Bytes `from..to` of the whole document, if they are in memory: those of the last successful
+    /// step are, until the next step.
+    pub fn bytes(&self, from: usize, to: usize) -> Option<&[u8]> {
+        self.buf.get(from.checked_sub(self.base)?..to.checked_sub(self.base)?)
+    }
+
     /// Runs one parsing step (see the module header); `step` must be free of side effects until it
     /// returns `Ok`.
     pub fn step<T>(&mut self, mut step: impl FnMut(&mut Cursor<'_>) -> StoreResult<T>) -> StoreResult<T> {

@@ -256,6 +256,24 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// The offset (in the whole document) of the first `byte` at or after the cursor, if it is in
+    /// memory. Does not move the cursor.
+    pub fn find_byte(&self, byte: u8) -> Option<usize> {
+        memchr::memchr(byte, &self.bytes[self.pos..]).map(|i| self.base + self.pos + i)
+    }
+
+    /// Moves the cursor to `offset` (in the whole document), past bytes the caller has read itself.
+    /// Only for a caller that knows the input from here to `offset` is one complete value.
+    pub fn skip_to(&mut self, offset: usize) {
+        self.pos = (offset - self.base).min(self.bytes.len());
+    }
+
+    /// Goes back to `state`, taken from this cursor earlier (a caller that read ahead and stops).
+    pub fn restore(&mut self, state: CursorState) {
+        self.pos = state.pos;
+        self.open = state.open;
+    }
+
     /// Byte offset of the next unread byte.
     #[must_use]
     pub fn offset(&self) -> usize {

@@ -3,18 +3,20 @@
 //!
 //! Writing: embedding values are f32 and are written as Python writes `float(value)`, so the file is
 //! byte-identical to SimpleVectorStore's whenever its embeddings were f32 values. Rows are formatted in
-//! parallel chunks. Reading: one streaming pass; embedding arrays go straight into the f32 block, no
-//! tree of the whole file is built. Like `SimpleVectorStoreData.from_dict`, unknown top-level keys are
+//! parallel chunks. Reading: one streaming pass, no tree of the whole file is built; the embedding
+//! arrays complete in memory are parsed in batches on the pool, straight into the row storage, and
+//! any entry the batch path cannot take (the first, one cut by the end of a block, a bad one) is read
+//! by the one-entry path, whose errors are the reference. Like `SimpleVectorStoreData.from_dict`, unknown top-level keys are
 //! ignored, a null ref-doc id becomes the string "None", and a null section is empty. Files are read
 //! in blocks (`ChunkedReader`), so peak memory is the store plus one block.
 
 use rayon::prelude::*;
 
-use super::{NewRow, RowRef, VectorStore};
+use super::{NewRow, OwnedRows, RowRef, VectorStore};
 use crate::error::{StoreError, StoreResult};
 use std::io::Read;
 
-use crate::json::{self, ChunkedReader, JStr, Value};
+use crate::json::{self, ChunkedReader, Cursor, JStr, Value};
 
 /// Rows per parallel formatting task.
 const ROWS_PER_TASK: usize = 256;
@@ -111,6 +113,134 @@ fn id_string(key: JStr, source_name: &str, offset: usize) -> StoreResult<String>
     }
 }
 
+/// An entry of `embedding_dict` whose array is complete in memory: `[` at byte `open` and the first
+/// `]` after it at `close` (offsets in the whole document). An array of numbers holds no other `]`;
+/// any other array fails to parse before its first `]`, with the error the one-entry path gives.
+struct Scanned {
+    id: String,
+    /// Where the one-entry path reports this entry's errors (right after its key).
+    offset: usize,
+    open: usize,
+    close: usize,
+}
+
+/// Bytes of arrays from which a batch is parsed on the pool.
+const PARALLEL_BATCH_BYTES: usize = 64 << 10;
+
+/// Entries per fast-path step: enough to keep both cores busy, few enough to stay in the cache.
+const SCAN_BATCH: usize = 256;
+
+/// One fast-path step: the next entries of `embedding_dict` (up to `SCAN_BATCH`) whose arrays are
+/// complete in memory, into `batch` (cleared first; the step may be retried). Stops before an entry
+/// that is not a plain `"id": [...]` complete in memory, leaving it to the one-entry path. Returns
+/// whether it consumed the section's closing `}`.
+fn scan_entries(c: &mut Cursor<'_>, name: &str, batch: &mut Vec<Scanned>) -> StoreResult<bool> {
+    batch.clear();
+    while batch.len() < SCAN_BATCH {
+        let before = c.state();
+        let ended = match c.next_key() {
+            Ok(None) => return Ok(true),
+            Ok(Some(key)) => {
+                let offset = c.offset();
+                let found = match (id_string(key, name, offset), c.peek_byte()) {
+                    (Ok(id), Some(b'[')) => {
+                        let open = c.offset();
+                        c.find_byte(b']').map(|close| Scanned {
+                            id,
+                            offset,
+                            open,
+                            close,
+                        })
+                    }
+                    _ => None,
+                };
+                match found {
+                    Some(entry) => {
+                        c.skip_to(entry.close + 1);
+                        batch.push(entry);
+                        false
+                    }
+                    None => true,
+                }
+            }
+            Err(_) => true,
+        };
+        if ended {
+            c.restore(before);
+            break;
+        }
+    }
+    Ok(false)
+}
+
+/// Parses the arrays of `batch` (see `scan_entries`) into new rows of `block`, on the pool when
+/// there are several. Any error is the one the one-entry path reports for the first bad entry.
+fn parse_batch<R: Read>(r: &ChunkedReader<R>, name: &str, batch: &[Scanned], block: &mut OwnedRows) -> StoreResult<()> {
+    let arrays: Vec<&[u8]> = batch
+        .iter()
+        .map(|e| {
+            r.bytes(e.open, e.close + 1)
+                .expect("scanned bytes stay in memory until the next step")
+        })
+        .collect();
+    let dim = block.dim();
+    // The pool only for batches worth waking it for (a small file is parsed on the calling thread).
+    let parallel = arrays.iter().map(|a| a.len()).sum::<usize>() >= PARALLEL_BATCH_BYTES;
+    let parsed = block.extend_filled(batch.len(), parallel, |i, out| {
+        let mut n = 0;
+        parse_array(arrays[i], name, batch[i].open, |x| {
+            if let Some(slot) = out.get_mut(n) {
+                *slot = x as f32;
+            }
+            n += 1;
+        })
+        .is_ok()
+            && n == dim
+    });
+    if parsed {
+        return Ok(());
+    }
+    for (e, bytes) in batch.iter().zip(arrays) {
+        let mut n = 0;
+        parse_array(bytes, name, e.open, |_| n += 1)?;
+        check_dim(name, e.offset, &e.id, n, Some(dim))?;
+    }
+    unreachable!("a batch that failed to parse has an entry that fails to parse")
+}
+
+/// Parses `bytes` (`[` ... `]`, starting at `base` in the whole document) as the one-entry path
+/// parses an embedding array, passing each number to `push`.
+fn parse_array(bytes: &[u8], name: &str, base: usize, push: impl FnMut(f64)) -> StoreResult<()> {
+    let mut c = Cursor::resume(bytes, name, json::CursorState::default(), base);
+    c.begin_array()?;
+    c.parse_f64_items(push)?;
+    if c.offset() != base + bytes.len() {
+        return Err(StoreError::json(
+            name,
+            c.offset(),
+            "embedding array parsed short of its end",
+        ));
+    }
+    Ok(())
+}
+
+/// The one-entry path's checks of an embedding's length against the rows before it.
+fn check_dim(name: &str, offset: usize, id: &str, len: usize, dim: Option<usize>) -> StoreResult<()> {
+    match dim {
+        _ if len == 0 => Err(StoreError::json(
+            name,
+            offset,
+            format!("the embedding of {id:?} is empty"),
+        )),
+        Some(d) if d != len => Err(StoreError::json(
+            name,
+            offset,
+            format!("the embedding of {id:?} has dimension {len}, the ones before it {d}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 enum Section {
     Embeddings,
     RefDocIds,
@@ -153,8 +283,7 @@ fn load<R: Read>(mut r: ChunkedReader<R>, source_name: &str) -> StoreResult<Vect
         c.begin_object()
     })?;
     let mut rows: Vec<NewRow> = Vec::new();
-    let mut data: Vec<f32> = Vec::new();
-    let mut dim: Option<usize> = None;
+    let mut block: Option<OwnedRows> = None;
     let mut refs: Vec<(String, String)> = Vec::new();
     let mut metadata: Vec<(String, Value)> = Vec::new();
     // One step per section header: its key, then `{` (entries follow) or a null / unknown value skipped.
@@ -180,35 +309,50 @@ fn load<R: Read>(mut r: ChunkedReader<R>, source_name: &str) -> StoreResult<Vect
         match section {
             Section::Embeddings => {
                 rows.clear();
-                data.clear();
+                block = None;
                 let mut row: Vec<f32> = Vec::new();
-                while let Some(id) = r.step(|c| {
-                    let Some(key) = c.next_key()? else { return Ok(None) };
-                    let offset = c.offset();
-                    let id = id_string(key, name, offset)?;
-                    if c.peek_byte() != Some(b'[') {
-                        return Err(shape(
-                            offset,
-                            format!("the embedding of {id:?} must be a list of numbers"),
-                        ));
+                let mut batch: Vec<Scanned> = Vec::new();
+                loop {
+                    // Fast path, once the dimension is known: the entries whose arrays are complete
+                    // in memory, their numbers parsed on the pool straight into the row storage.
+                    if let Some(rows_block) = block.as_mut() {
+                        let ended = r.step(|c| scan_entries(c, name, &mut batch))?;
+                        let batch_was_empty = batch.is_empty();
+                        parse_batch(&r, name, &batch, rows_block)?;
+                        rows.extend(batch.drain(..).map(|e| NewRow {
+                            id: e.id,
+                            ref_doc_id: None,
+                            metadata: None,
+                        }));
+                        if ended {
+                            break;
+                        }
+                        if !batch_was_empty {
+                            continue;
+                        }
                     }
-                    row.clear();
-                    c.begin_array()?;
-                    c.parse_f64_items(|x| row.push(x as f32))?;
-                    match dim {
-                        _ if row.is_empty() => Err(shape(offset, format!("the embedding of {id:?} is empty"))),
-                        Some(d) if d != row.len() => Err(shape(
-                            offset,
-                            format!(
-                                "the embedding of {id:?} has dimension {}, the ones before it {d}",
-                                row.len()
-                            ),
-                        )),
-                        _ => Ok(Some(id)),
-                    }
-                })? {
-                    dim = Some(row.len());
-                    data.extend_from_slice(&row);
+                    // One entry at a time: the first (it sets the dimension), one not yet complete in
+                    // memory, the end of the section, or input the fast path left for its error.
+                    let Some(id) = r.step(|c| {
+                        let Some(key) = c.next_key()? else { return Ok(None) };
+                        let offset = c.offset();
+                        let id = id_string(key, name, offset)?;
+                        if c.peek_byte() != Some(b'[') {
+                            return Err(shape(
+                                offset,
+                                format!("the embedding of {id:?} must be a list of numbers"),
+                            ));
+                        }
+                        row.clear();
+                        c.begin_array()?;
+                        c.parse_f64_items(|x| row.push(x as f32))?;
+                        check_dim(name, offset, &id, row.len(), block.as_ref().map(OwnedRows::dim))?;
+                        Ok(Some(id))
+                    })?
+                    else {
+                        break;
+                    };
+                    block.get_or_insert_with(|| OwnedRows::new(row.len())).push(&row);
                     rows.push(NewRow {
                         id,
                         ref_doc_id: None,
@@ -247,8 +391,8 @@ fn load<R: Read>(mut r: ChunkedReader<R>, source_name: &str) -> StoreResult<Vect
     }
     r.step(|c| c.finish())?;
     let mut store = VectorStore::new();
-    if !rows.is_empty() {
-        store.load_rows(rows, &data, dim.unwrap_or(0))?;
+    if let Some(block) = block {
+        store.load_block(rows, block)?;
     }
     for (id, ref_doc_id) in refs {
         store.set_ref_doc_id(&id, Some(ref_doc_id));
@@ -257,4 +401,109 @@ fn load<R: Read>(mut r: ChunkedReader<R>, source_name: &str) -> StoreResult<Vect
         store.set_metadata(&id, Some(value));
     }
     Ok(store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A SimpleVectorStore file of `n` rows of `dim` values (large enough for several fast-path
+    /// batches parsed on the pool), with `corrupt(i, entry)` applied to the text of entry i.
+    fn doc(n: usize, dim: usize, corrupt: impl Fn(usize, String) -> String) -> Vec<u8> {
+        let entries: Vec<String> = (0..n)
+            .map(|i| {
+                let values: Vec<String> = (0..dim).map(|j| format!("{}", (i * dim + j) as f32 / 7.0)).collect();
+                corrupt(i, format!("\"id-{i}\": [{}]", values.join(", ")))
+            })
+            .collect();
+        format!(
+            "{{\"embedding_dict\": {{{}}}, \"text_id_to_ref_doc_id\": {{\"id-3\": \"doc\"}}, \"metadata_dict\": {{}}}}",
+            entries.join(", ")
+        )
+        .into_bytes()
+    }
+
+    /// Loads `bytes` whole (fast path for all but the first entry) and in tiny blocks (nearly every
+    /// entry on the one-entry path): same store or same error.
+    fn load_both_ways(bytes: &[u8]) -> Result<Vec<u8>, String> {
+        let whole = from_json(bytes, "f.json");
+        let tiny = from_reader_with_block_size(bytes, "f.json", 7);
+        match (whole, tiny) {
+            (Ok(a), Ok(b)) => {
+                let (a, b) = (to_json(&a).unwrap(), to_json(&b).unwrap());
+                assert!(a == b, "the two loads differ");
+                Ok(a)
+            }
+            (Err(a), Err(b)) => {
+                assert_eq!(a.to_string(), b.to_string());
+                Err(a.to_string())
+            }
+            (a, b) => panic!("whole: {:?}, tiny blocks: {:?}", a.map(|_| ()), b.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn batched_parallel_parse_equals_one_entry_at_a_time() {
+        let (n, dim) = (700, 48);
+        let good = doc(n, dim, |_, e| e);
+        assert!(good.len() > 4 * PARALLEL_BATCH_BYTES && n > 2 * SCAN_BATCH);
+        let written = load_both_ways(&good).unwrap();
+        assert_eq!(
+            load_both_ways(&written),
+            Ok(written.clone()),
+            "a written file reloads the same"
+        );
+        // (corruption, part of the message it must give)
+        let cases: [(&dyn Fn(String) -> String, &str); 12] = [
+            (&|e| e.replacen(", ", ", \"x\", ", 1), ""),
+            (&|e| e.replacen(", ", ", 1e, ", 1), "Expecting"),
+            (&|e| e.replacen(", ", ", [1], ", 1), ""),
+            (&|e| e.replacen(", ", ", \"a]b\", ", 1), ""),
+            (&|e| e.replace(']', ", ]"), ""),
+            (&|e| e.replacen(", ", ", 1, ", 1), "has dimension"),
+            (&|e| e.replacen(", ", "] , [", 1), ""),
+            (&|e| format!("{}[]", &e[..e.find('[').unwrap()]), "is empty"),
+            (
+                &|e| format!("{}{{}}", &e[..e.find('[').unwrap()]),
+                "must be a list of numbers",
+            ),
+            (&|e| e.replacen("\"id-", "\"\\ud800id-", 1), "lone surrogates"),
+            (
+                // Two values replaced by NaN and -Infinity (SimpleVectorStore files may hold them).
+                &|e| {
+                    let open = e.find('[').unwrap();
+                    let second = open + e[open..].find(", ").unwrap();
+                    let third = second + 2 + e[second + 2..].find(", ").unwrap();
+                    format!("{}[NaN, -Infinity{}", &e[..open], &e[third..])
+                },
+                "",
+            ),
+            (&|e| e.replacen(", ", " , ", 3).replacen('[', "[ ", 1), ""),
+        ];
+        for (k, (corrupt, expected)) in cases.iter().enumerate() {
+            // The first entry (one-entry path), the second (first of a batch), inside, at batch
+            // ends, the last.
+            for at in [0, 1, 2, 100, SCAN_BATCH, SCAN_BATCH + 1, 2 * SCAN_BATCH - 1, n - 1] {
+                let bytes = doc(n, dim, |i, e| if i == at { corrupt(e) } else { e });
+                match load_both_ways(&bytes) {
+                    Err(msg) => assert!(msg.contains(expected), "case {k} at {at}: {msg}"),
+                    Ok(_) => assert!(expected.is_empty(), "case {k} at {at}: loaded"),
+                }
+            }
+        }
+        // Errors in two entries of one batch: the first one's is reported.
+        let bytes = doc(n, dim, |i, e| match i {
+            300 => e.replacen(", ", ", \"x\", ", 1),
+            301 => format!("{}[]", &e[..e.find('[').unwrap()]),
+            _ => e,
+        });
+        let msg = load_both_ways(&bytes).unwrap_err();
+        assert!(msg.contains("Expecting number"), "{msg}");
+        let bytes = doc(n, dim, |i, e| match i {
+            300 => e.replacen(", ", ", 1, ", 1),
+            301 => e.replacen(", ", ", \"x\", ", 1),
+            _ => e,
+        });
+        assert!(load_both_ways(&bytes).unwrap_err().contains("id-300"));
+    }
 }

@@ -42,11 +42,7 @@ impl OwnedRows {
     }
 
     /// `n` rows of `dim` floats written in place by `fill(row, out)`, on the pool when `parallel`
-    /// (a few dozen rows per task). The block is allocated without being touched: each row is zeroed
-    /// (so the padding is zero) right before its `fill`, by the thread that fills it. So the page
-    /// faults of fresh memory are split across the filling threads and get huge pages, and a block
-    /// that reuses freed heap memory is written once, not cleared first. `None` as soon as a `fill`
-    /// returns false.
+    /// (see `extend_filled`). `None` as soon as a `fill` returns false.
     pub fn filled(
         n: usize,
         dim: usize,
@@ -54,11 +50,33 @@ impl OwnedRows {
         fill: impl Fn(usize, &mut [f32]) -> bool + Sync,
     ) -> Option<Self> {
         let mut rows = OwnedRows::new(dim);
-        let per_row = rows.blocks_per_row();
-        let blocks = n.checked_mul(per_row)?;
-        std::alloc::Layout::array::<A64>(blocks).ok()?;
-        rows.blocks = Vec::with_capacity(blocks);
-        crate::hugepages::advise(&rows.blocks);
+        rows.extend_filled(n, parallel, fill).then_some(rows)
+    }
+
+    /// Appends `n` rows written in place by `fill(i, out)` (`i` counts from 0 in each call), on the
+    /// pool when `parallel` (a few dozen rows per task). The new rows are not touched before: each
+    /// is zeroed (so the padding is zero) right before its `fill`, by the thread that fills it. So
+    /// the page faults of fresh memory are split across the filling threads and get huge pages, and
+    /// rows that reuse freed heap memory are written once, not cleared first. Returns false, leaving
+    /// the rows as they were, as soon as a `fill` returns false (or if the rows cannot grow).
+    pub fn extend_filled(&mut self, n: usize, parallel: bool, fill: impl Fn(usize, &mut [f32]) -> bool + Sync) -> bool {
+        let dim = self.dim;
+        let per_row = self.blocks_per_row();
+        let Some(blocks) = n.checked_mul(per_row) else {
+            return false;
+        };
+        let Some(total) = self.blocks.len().checked_add(blocks) else {
+            return false;
+        };
+        if std::alloc::Layout::array::<A64>(total).is_err() {
+            return false;
+        }
+        if self.blocks.capacity() == 0 {
+            self.blocks = Vec::with_capacity(blocks);
+            crate::hugepages::advise(&self.blocks);
+        } else {
+            self.reserve(n);
+        }
         let failed = AtomicBool::new(false);
         let fill_row = |(i, out): (usize, &mut [MaybeUninit<A64>])| {
             if failed.load(Ordering::Relaxed) {
@@ -73,7 +91,7 @@ impl OwnedRows {
                 failed.store(true, Ordering::Relaxed);
             }
         };
-        let spare = &mut rows.blocks.spare_capacity_mut()[..blocks];
+        let spare = &mut self.blocks.spare_capacity_mut()[..blocks];
         if per_row == 0 {
             // dim 0: no floats to fill (the table rejects such rows with its own message).
         } else if parallel && n > 1 {
@@ -86,12 +104,13 @@ impl OwnedRows {
             spare.chunks_mut(per_row).enumerate().for_each(fill_row);
         }
         if failed.into_inner() {
-            return None;
+            return false;
         }
-        // SAFETY: no fill failed, so every row's chunk of the first `blocks` blocks was initialised.
-        unsafe { rows.blocks.set_len(blocks) };
-        rows.len = n;
-        Some(rows)
+        // SAFETY: no fill failed, so every row's chunk of the `blocks` blocks after the current
+        // length was initialised.
+        unsafe { self.blocks.set_len(total) };
+        self.len += n;
+        true
     }
 
     pub fn dim(&self) -> usize {
