@@ -74,6 +74,11 @@ impl<R: Read> ChunkedReader<R> {
         Ok(())
     }
 
+    /// Offset in the whole document of the first byte the next step reads.
+    pub fn offset(&self) -> usize {
+        self.base + self.state.pos()
+    }
+
     /// Bytes `from..to` of the whole document, if they are in memory: those of the last successful
     /// step are, until the next step.
     pub fn bytes(&self, from: usize, to: usize) -> Option<&[u8]> {

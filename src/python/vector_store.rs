@@ -507,7 +507,7 @@ impl PyVectorStore {
     fn load_json(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let store = py.detach(|| {
             let file = std::fs::File::open(&path).map_err(|e| crate::StoreError::io(&path, e))?;
-            json_format::from_reader(file, &path.display().to_string())
+            json_format::from_file(file, &path.display().to_string())
         })?;
         Ok(Self::from_core(store))
     }

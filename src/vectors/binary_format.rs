@@ -455,7 +455,7 @@ pub fn load_files(json_path: &Path) -> StoreResult<Loaded> {
     };
     // Streamed in blocks: peak memory is the store plus one block, not the whole JSON file.
     let file = fs::File::open(json_path).map_err(|e| StoreError::io(json_path, e))?;
-    let store = json_format::from_reader(file, &json_path.display().to_string())?;
+    let store = json_format::from_file(file, &json_path.display().to_string())?;
     Ok(Loaded {
         store,
         source: json_path.to_owned(),
