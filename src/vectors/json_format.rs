@@ -368,8 +368,8 @@ fn load<R: Read>(mut r: ChunkedReader<R>, source_name: &str, size: Option<usize>
                     let rows_block = block.get_or_insert_with(|| {
                         let mut first = OwnedRows::new(row.len());
                         let entry = r.offset().saturating_sub(entry_start).max(1);
-                        // At most twice the document's size in rows (a tiny first entry before a
-                        // large metadata section must not reserve gigabytes).
+                        // Rows of at most twice the document's size in bytes (a tiny first entry
+                        // before a large metadata section must not reserve gigabytes).
                         let row_bytes = row.len().div_ceil(16) * 64;
                         let room = size.map_or(1, |size| {
                             (size.saturating_sub(entry_start) / entry).min(size.saturating_mul(2) / row_bytes)
