@@ -113,6 +113,17 @@ fn id_string(key: JStr, source_name: &str, offset: usize) -> StoreResult<String>
     }
 }
 
+/// How many rows to make room for when the first entry of `embedding_dict` (`entry_len` bytes at
+/// `entry_start`, `dim` values) has been read from a document of `size` bytes: as many as the rest
+/// can hold at that length, but rows of at most twice `size` in bytes (a tiny first entry before a
+/// large metadata section must not reserve gigabytes). 1 when the size is unknown.
+fn expected_rows(size: Option<usize>, entry_start: usize, entry_len: usize, dim: usize) -> usize {
+    let Some(size) = size else { return 1 };
+    let row_bytes = dim.div_ceil(16) * 64;
+    let fits = size.saturating_sub(entry_start) / entry_len.max(1);
+    fits.min(size.saturating_mul(2) / row_bytes.max(1)).max(1)
+}
+
 /// An entry of `embedding_dict` whose array is complete in memory: `[` at byte `open` and the first
 /// `]` after it at `close` (offsets in the whole document). An array of numbers holds no other `]`;
 /// any other array fails to parse before its first `]`, with the error the one-entry path gives.
@@ -365,16 +376,10 @@ fn load<R: Read>(mut r: ChunkedReader<R>, source_name: &str, size: Option<usize>
                     else {
                         break;
                     };
+                    let entry_len = r.offset().saturating_sub(entry_start);
                     let rows_block = block.get_or_insert_with(|| {
                         let mut first = OwnedRows::new(row.len());
-                        let entry = r.offset().saturating_sub(entry_start).max(1);
-                        // Rows of at most twice the document's size in bytes (a tiny first entry
-                        // before a large metadata section must not reserve gigabytes).
-                        let row_bytes = row.len().div_ceil(16) * 64;
-                        let room = size.map_or(1, |size| {
-                            (size.saturating_sub(entry_start) / entry).min(size.saturating_mul(2) / row_bytes)
-                        });
-                        first.reserve(room.max(1));
+                        first.reserve(expected_rows(size, entry_start, entry_len, row.len()));
                         first
                     });
                     rows_block.push(&row);

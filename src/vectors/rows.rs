@@ -71,12 +71,7 @@ impl OwnedRows {
         if std::alloc::Layout::array::<A64>(total).is_err() {
             return false;
         }
-        if self.blocks.capacity() == 0 {
-            self.blocks = Vec::with_capacity(blocks);
-            crate::hugepages::advise(&self.blocks);
-        } else {
-            self.reserve(n);
-        }
+        self.reserve(n);
         let failed = AtomicBool::new(false);
         let fill_row = |(i, out): (usize, &mut [MaybeUninit<A64>])| {
             if failed.load(Ordering::Relaxed) {
