@@ -241,12 +241,7 @@ const MAX_FLOAT_LEN: usize = 24;
 pub fn write_f32_list_items(out: &mut Vec<u8>, values: &[f32]) {
     // The fast path's stores may reach `f32_repr::SLACK` bytes past what it appends.
     out.reserve(values.len() * (MAX_FLOAT_LEN + 2) + f32_repr::SLACK);
-    for (j, &x) in values.iter().enumerate() {
-        if j > 0 {
-            out.extend_from_slice(b", ");
-        }
-        push_f32(out, x);
-    }
+    f32_repr::write_items(out, values, |out, x| write_f64(out, f64::from(x)));
 }
 
 /// Appends Python's `repr(x)` (as `json.dumps` writes floats): shortest round-trip digits, scientific
