@@ -23,9 +23,10 @@ from llama_index_rs.kv_store import RustKVStore
 
 
 def _constructor_is_validation(cls: type) -> bool:
-    """True when `cls.from_dict(data)` is `cls.model_validate(data minus class_name)` for data without
-    the keys TextNode.__init__ handles ("text_resource") or that clash with its signature ("self"):
-    no other `__init__`/`__new__` in the MRO and the inherited `BaseComponent.from_dict`."""
+    """True when `cls.from_dict(data)` is `BaseModel.__init__` of a bare instance with `data` minus
+    class_name, for data without the keys TextNode.__init__ handles ("text_resource") or that clash
+    with its signature ("self"): no other `__init__`/`__new__` in the MRO and the inherited
+    `BaseComponent.from_dict`."""
     inits = [c for c in cls.__mro__ if "__init__" in c.__dict__]
     news = [c for c in cls.__mro__ if "__new__" in c.__dict__]
     return (
@@ -42,8 +43,10 @@ _FAST_TEXT_NODES = _constructor_is_validation(TextNode)
 
 def _doc_from_parts(doc_type: Any, data: Any) -> BaseNode:
     """`json_to_doc({"__data__": data, "__type__": doc_type})` for a `data` dict nothing else
-    references (it may be modified). A TextNode (the common case) is validated directly instead of
-    through `from_dict` and `__init__`: same node, same fields set, same errors, fewer layers."""
+    references (it may be modified). A TextNode (the common case) is validated into a new instance
+    as `BaseModel.__init__` does it, without `from_dict`, `TextNode(**data)` and `TextNode.__init__`
+    (which pydantic's validator would call again, since TextNode has its own `__init__`): same node,
+    same fields set, same errors, fewer layers."""
     if (
         doc_type == _TEXT_NODE_TYPE
         and type(doc_type) is str
@@ -55,7 +58,9 @@ def _doc_from_parts(doc_type: Any, data: Any) -> BaseNode:
         and "self" not in data
     ):
         data.pop("class_name", None)
-        return TextNode.__pydantic_validator__.validate_python(data)
+        node = object.__new__(TextNode)
+        TextNode.__pydantic_validator__.validate_python(data, self_instance=node)
+        return node
     return json_to_doc({DATA_KEY: data, TYPE_KEY: doc_type})
 
 
