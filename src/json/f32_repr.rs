@@ -178,7 +178,7 @@ fn eight_digits(v: u32) -> u64 {
 /// Bytes of spare capacity `write` may touch beyond what it appends.
 pub(super) const SLACK: usize = 32;
 
-/// Whether `x` is in the range covered here (see the module documentation).
+/// Whether the f32 with these `bits` is in the range covered here (see the module documentation).
 #[inline]
 fn covered(bits: u32) -> bool {
     (1e-4..2048.0).contains(&f64::from(f32::from_bits(bits).abs())) && bits & 0x7F_FFFF != 0
@@ -270,27 +270,7 @@ pub(super) fn write(out: &mut Vec<u8>, x: f32) -> bool {
 /// bytes of spare capacity after each value (reserving for the whole list up front is the fast way).
 #[inline]
 pub(super) fn write_items(out: &mut Vec<u8>, values: &[f32], fallback: impl Fn(&mut Vec<u8>, f32)) {
-    let mut rest = values;
-    #[cfg(target_arch = "x86_64")]
-    if avx512::available() {
-        let mut chunks = values.chunks_exact(8);
-        for (c, chunk) in chunks.by_ref().enumerate() {
-            let chunk: &[f32; 8] = chunk.try_into().expect("chunks of 8");
-            // SAFETY: the CPU has the features `parts8` is compiled for (checked just above).
-            let (lanes, covered) = unsafe { avx512::parts8(chunk) };
-            for (i, (p, &x)) in lanes.iter().zip(chunk).enumerate() {
-                if c + i > 0 {
-                    out.extend_from_slice(b", ");
-                }
-                if covered & 1 << i == 0 {
-                    fallback(out, x);
-                } else {
-                    emit(out, p);
-                }
-            }
-        }
-        rest = chunks.remainder();
-    }
+    let rest = write_eights(out, values, &fallback);
     let skip_first_separator = rest.len() == values.len();
     for (j, &x) in rest.iter().enumerate() {
         if j > 0 || !skip_first_separator {
@@ -300,6 +280,38 @@ pub(super) fn write_items(out: &mut Vec<u8>, values: &[f32], fallback: impl Fn(&
             fallback(out, x);
         }
     }
+}
+
+/// The part of `write_items` that takes eight values at a time (with `avx512::parts8`, where the
+/// CPU has it): writes a prefix of `values` and returns the rest.
+#[cfg(target_arch = "x86_64")]
+fn write_eights<'a>(out: &mut Vec<u8>, values: &'a [f32], fallback: &impl Fn(&mut Vec<u8>, f32)) -> &'a [f32] {
+    if !avx512::available() {
+        return values;
+    }
+    let mut chunks = values.chunks_exact(8);
+    for (c, chunk) in chunks.by_ref().enumerate() {
+        let chunk: &[f32; 8] = chunk.try_into().expect("chunks of 8");
+        // SAFETY: the CPU has the features `parts8` is compiled for (checked above).
+        let (lanes, covered) = unsafe { avx512::parts8(chunk) };
+        for (i, (p, &x)) in lanes.iter().zip(chunk).enumerate() {
+            if c + i > 0 {
+                out.extend_from_slice(b", ");
+            }
+            if covered & 1 << i == 0 {
+                fallback(out, x);
+            } else {
+                emit(out, p);
+            }
+        }
+    }
+    chunks.remainder()
+}
+
+/// `write_eights` where there is no eight-lane path: nothing written.
+#[cfg(not(target_arch = "x86_64"))]
+fn write_eights<'a>(_out: &mut Vec<u8>, values: &'a [f32], _fallback: &impl Fn(&mut Vec<u8>, f32)) -> &'a [f32] {
+    values
 }
 
 /// `parts` of eight values at once, in 64-bit lanes: the exact integer arithmetic of `shortest`
