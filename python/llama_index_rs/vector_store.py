@@ -55,7 +55,7 @@ class _LiveData(SimpleVectorStoreData):
         # The store's private-attribute dict, not the store: a view that referred to its store
         # would make a cycle (store -> data -> store), and a store in a cycle is freed only by the
         # garbage collector, not when its last reference goes. The dict holds the current native
-        # store (`_replace_native` swaps it in place), so a view also outlives its store, like the
+        # store (`_replace` swaps it in place), so a view also outlives its store, like the
         # dicts of a SimpleVectorStoreData.
         object.__setattr__(self, "_private", private)
 
@@ -63,7 +63,13 @@ class _LiveData(SimpleVectorStoreData):
         return self._private["_native"]
 
     def _replace(self, **dicts: Dict[str, Any]) -> None:
-        _replace_native(self._private, **dicts)
+        """Replaces the native store by one with some of its three dicts replaced (assigning a
+        whole dict of `store.data`)."""
+        current = self._native().to_dict()
+        current.update(dicts)
+        self._private["_native"] = _native.VectorStore.from_dicts(
+            current["embedding_dict"], current["text_id_to_ref_doc_id"], current["metadata_dict"]
+        )
 
     @property  # type: ignore[override]
     def embedding_dict(self) -> LiveMapping:
@@ -148,16 +154,6 @@ class _LiveData(SimpleVectorStoreData):
 
     def __reduce__(self) -> tuple:
         return (SimpleVectorStoreData.from_dict, (self.to_dict(),))
-
-
-def _replace_native(private: Dict[str, Any], **dicts: Dict[str, Any]) -> None:
-    """Replaces the native store held in a RustVectorStore's private attributes by one with some of
-    its three dicts replaced (assigning a whole dict of `store.data`)."""
-    current = private["_native"].to_dict()
-    current.update(dicts)
-    private["_native"] = _native.VectorStore.from_dicts(
-        current["embedding_dict"], current["text_id_to_ref_doc_id"], current["metadata_dict"]
-    )
 
 
 def _exotic_record(node: BaseNode) -> Dict[str, Any]:

@@ -6,9 +6,10 @@
 //! parallel chunks. Reading: one streaming pass, no tree of the whole file is built; the embedding
 //! arrays complete in memory are parsed in batches on the pool, straight into the row storage, and
 //! any entry the batch path cannot take (the first, one cut by the end of a block, a bad one) is read
-//! by the one-entry path, whose errors are the reference. Like `SimpleVectorStoreData.from_dict`, unknown top-level keys are
-//! ignored, a null ref-doc id becomes the string "None", and a null section is empty. Files are read
-//! in blocks (`ChunkedReader`), so peak memory is the store plus one block.
+//! by the one-entry path, whose errors are the reference. Like `SimpleVectorStoreData.from_dict`,
+//! unknown top-level keys are ignored, a null ref-doc id becomes the string "None", and a null
+//! section is empty. Files are read in blocks (`ChunkedReader`), so peak memory is the store plus
+//! one block.
 
 use rayon::prelude::*;
 
