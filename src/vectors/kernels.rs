@@ -143,6 +143,29 @@ pub fn row_fits_f32_tile(norm: f64) -> bool {
 /// summation order described in the header: identical for a pair whatever R and Q are.
 #[inline]
 pub fn dot_tile<const R: usize, const Q: usize>(rows: &[&[f32]; R], qs: &[&[f32]; Q]) -> [[f64; Q]; R] {
+    dispatch_tile::<R, Q, 0>(rows, qs)
+}
+
+/// How far ahead of its loads `dot_tile_streaming` prefetches, in bytes (16 cache lines). From an
+/// in-process A/B at 100k x 1536 (randomised order, 40 rounds, 2-core EPYC VM): 768-1536 bytes all
+/// took 8-18% less time than no prefetch, 4096 less so.
+const STREAM_AHEAD: usize = 1024;
+
+/// `dot_tile` (same arithmetic, bit-identical results) for a row of a run of consecutive rows in
+/// memory: each load is preceded by a software prefetch `STREAM_AHEAD` bytes ahead, which near the
+/// row's end reaches into the rows that follow. The hardware prefetchers alone leave one stream per
+/// core short of the bandwidth numpy's matvec gets; over scattered rows (a filter) or in a batch
+/// (compute-bound) the prefetches cost time instead, so only single queries over runs use it.
+#[inline]
+pub fn dot_tile_streaming<const R: usize, const Q: usize>(rows: &[&[f32]; R], qs: &[&[f32]; Q]) -> [[f64; Q]; R] {
+    dispatch_tile::<R, Q, STREAM_AHEAD>(rows, qs)
+}
+
+#[inline]
+fn dispatch_tile<const R: usize, const Q: usize, const AHEAD: usize>(
+    rows: &[&[f32]; R],
+    qs: &[&[f32]; Q],
+) -> [[f64; Q]; R] {
     let d = qs[0].len();
     assert!(rows.iter().all(|r| r.len() == d) && qs.iter().all(|q| q.len() == d));
     match backend() {
@@ -157,10 +180,10 @@ pub fn dot_tile<const R: usize, const Q: usize>(rows: &[&[f32]; R], qs: &[&[f32]
         }
         // SAFETY: the backend is only selected when the CPU supports it; lengths are checked above.
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx2Fma => unsafe { avx2::tile(rows, qs) },
+        Backend::Avx2Fma => unsafe { avx2::tile::<R, Q, AHEAD>(rows, qs) },
         // SAFETY: as above.
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx512 => unsafe { avx512::tile(rows, qs) },
+        Backend::Avx512 => unsafe { avx512::tile::<R, Q, AHEAD>(rows, qs) },
     }
 }
 
@@ -261,12 +284,16 @@ mod avx2 {
         }
     }
 
-    /// The search tile with 8 f32 lanes (see the module header).
+    /// The search tile with 8 f32 lanes (see the module header), prefetching `AHEAD` bytes ahead of
+    /// each row load when `AHEAD > 0`.
     ///
     /// # Safety
     /// avx2 and fma must be available; every row and query has the same length.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn tile<const R: usize, const Q: usize>(rows: &[&[f32]; R], qs: &[&[f32]; Q]) -> [[f64; Q]; R] {
+    pub unsafe fn tile<const R: usize, const Q: usize, const AHEAD: usize>(
+        rows: &[&[f32]; R],
+        qs: &[&[f32]; Q],
+    ) -> [[f64; Q]; R] {
         const L: usize = 8;
         let d = qs[0].len();
         let full = d / L;
@@ -282,6 +309,10 @@ mod avx2 {
                     qv[j] = _mm256_loadu_ps(qs[j].as_ptr().add(off));
                 }
                 for i in 0..R {
+                    if AHEAD > 0 {
+                        // A hint only: never faults, so the address may lie past the row.
+                        _mm_prefetch::<_MM_HINT_T0>(rows[i].as_ptr().wrapping_add(off + AHEAD / 4).cast::<i8>());
+                    }
                     let x = _mm256_loadu_ps(rows[i].as_ptr().add(off));
                     for j in 0..Q {
                         acc[i][j] = _mm256_fmadd_ps(x, qv[j], acc[i][j]);
@@ -398,12 +429,16 @@ mod avx512 {
         }
     }
 
-    /// The search tile with 16 f32 lanes (see the module header).
+    /// The search tile with 16 f32 lanes (see the module header), prefetching `AHEAD` bytes ahead of
+    /// each row load when `AHEAD > 0`.
     ///
     /// # Safety
     /// avx512f must be available; every row and query has the same length.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn tile<const R: usize, const Q: usize>(rows: &[&[f32]; R], qs: &[&[f32]; Q]) -> [[f64; Q]; R] {
+    pub unsafe fn tile<const R: usize, const Q: usize, const AHEAD: usize>(
+        rows: &[&[f32]; R],
+        qs: &[&[f32]; Q],
+    ) -> [[f64; Q]; R] {
         const L: usize = 16;
         let d = qs[0].len();
         let full = d / L;
@@ -419,6 +454,10 @@ mod avx512 {
                     qv[j] = _mm512_loadu_ps(qs[j].as_ptr().add(off));
                 }
                 for i in 0..R {
+                    if AHEAD > 0 {
+                        // A hint only: never faults, so the address may lie past the row.
+                        _mm_prefetch::<_MM_HINT_T0>(rows[i].as_ptr().wrapping_add(off + AHEAD / 4).cast::<i8>());
+                    }
                     let x = _mm512_loadu_ps(rows[i].as_ptr().add(off));
                     for j in 0..Q {
                         acc[i][j] = _mm512_fmadd_ps(x, qv[j], acc[i][j]);
@@ -571,6 +610,8 @@ mod tests {
                 for j in 0..4 {
                     let one = dot_tile::<1, 1>(&[r[i]], &[q[j]])[0][0];
                     assert_eq!(big[i][j].to_bits(), one.to_bits(), "d={d}");
+                    let streamed = dot_tile_streaming::<1, 1>(&[r[i]], &[q[j]])[0][0];
+                    assert_eq!(streamed.to_bits(), one.to_bits(), "d={d}");
                     let exact = dot_f32_f64_scalar(r[i], &q[j].iter().map(|&x| f64::from(x)).collect::<Vec<_>>());
                     assert!((one - exact).abs() <= 1e-6 * d as f64, "d={d}");
                 }

@@ -21,7 +21,7 @@ use std::collections::{BinaryHeap, HashSet};
 
 use rayon::prelude::*;
 
-use super::kernels::{cosine, dot_f32_f32, dot_f32_f64, dot_tile, row_fits_f32_tile, PackedQuery};
+use super::kernels::{cosine, dot_f32_f32, dot_f32_f64, dot_tile, dot_tile_streaming, row_fits_f32_tile, PackedQuery};
 use super::{Filters, VectorStore};
 use crate::error::{StoreError, StoreResult};
 
@@ -290,9 +290,9 @@ impl VectorStore {
         let mut sims = vec![0.0; cands.len()];
         let fill = |(rows, out): (&[u32], &mut [f64])| {
             if is_run(rows) {
-                self.score_rows::<1, 1>(rows, [&packed], [q], out);
+                self.score_rows::<1, 1, true>(rows, [&packed], [q], out);
             } else {
-                self.score_rows::<4, 1>(rows, [&packed], [q], out);
+                self.score_rows::<4, 1, false>(rows, [&packed], [q], out);
             }
         };
         if cands.len() * q.len() < PARALLEL_MIN_WORK {
@@ -316,9 +316,10 @@ impl VectorStore {
     /// R sets how many rows are read at once. A batch takes 4 (each row load feeds Q FMAs, so the
     /// tile is compute-bound). A single query over consecutive rows takes 1: one sequential stream per
     /// thread, which the hardware prefetchers follow best (3-6% less time than 4-row tiles at 100k x
-    /// 1536 and 1M x 768 on the 2-core EPYC VM, alternating runs). Over scattered rows (a filter) it
-    /// takes 4, whose cache misses overlap (4-row tiles took 20% less time there).
-    fn score_rows<const R: usize, const Q: usize>(
+    /// 1536 and 1M x 768 on the 2-core EPYC VM, alternating runs), and with `STREAMING` (software
+    /// prefetch ahead, see `dot_tile_streaming`). Over scattered rows (a filter) it takes 4, whose
+    /// cache misses overlap (4-row tiles took 20% less time there).
+    fn score_rows<const R: usize, const Q: usize, const STREAMING: bool>(
         &self,
         rows: &[u32],
         packs: [&PackedQuery; Q],
@@ -340,7 +341,11 @@ impl VectorStore {
         let mut tiles = rows.chunks_exact(R);
         for (t, tile) in tiles.by_ref().enumerate() {
             let emb: [&[f32]; R] = std::array::from_fn(|i| self.row_embedding(tile[i]));
-            let dots = dot_tile::<R, Q>(&emb, &qs);
+            let dots = if STREAMING {
+                dot_tile_streaming::<R, Q>(&emb, &qs)
+            } else {
+                dot_tile::<R, Q>(&emb, &qs)
+            };
             for (i, &r) in tile.iter().enumerate() {
                 store(R * t + i, r, &dots[i]);
             }
@@ -574,7 +579,7 @@ impl VectorStore {
                 for g in 0..nqp / QG {
                     let p: [&PackedQuery; QG] = std::array::from_fn(|j| &packs[g * QG + j]);
                     let r: [&[f64]; QG] = std::array::from_fn(|j| raw[g * QG + j]);
-                    self.score_rows::<4, QG>(brows, p, r, sims);
+                    self.score_rows::<4, QG, false>(brows, p, r, sims);
                     for (j, top) in tops.iter_mut().skip(g * QG).take(QG).enumerate() {
                         for (c, s) in sims.chunks_exact(QG).enumerate() {
                             top.offer(first + c, s[j], id_of);
