@@ -20,6 +20,12 @@ use crate::vectors::OwnedRows;
 /// separate heap object) that is ~0.5 ms of work, more than waking the pool costs.
 const PARALLEL_FLOATS: usize = 1 << 17;
 
+/// How many items ahead `read_exact_floats` prefetches the float objects. Each value sits in its own
+/// heap object behind a pointer, and the hardware prefetchers do not run ahead of pointer loads: 8
+/// ahead took 10-20% less time than none for 10k x 768 lists (median of 25, three alternating
+/// rounds; 16 and 32 were no better).
+const PREFETCH_AHEAD: usize = 8;
+
 /// `PyListObject`'s layout: `PyObject_VAR_HEAD`, then the item array.
 #[repr(C)]
 struct ListLayout {
@@ -106,6 +112,14 @@ pub(crate) fn extend_from_float_list<T>(
 unsafe fn read_exact_floats(items: *const *mut ffi::PyObject, n: usize, mut put: impl FnMut(usize, f64)) -> bool {
     let float_type = std::ptr::addr_of_mut!(ffi::PyFloat_Type);
     for j in 0..n {
+        #[cfg(target_arch = "x86_64")]
+        if j + PREFETCH_AHEAD < n {
+            // SAFETY: a hint on the address of a live item (in bounds: checked above); never faults.
+            unsafe {
+                let ahead = (*items.add(j + PREFETCH_AHEAD)).cast::<i8>();
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ahead);
+            }
+        }
         // SAFETY: per the function contract; the first two words of every object match
         // `FloatLayout`'s, and `ob_fval` is read only from an exact float.
         let item = unsafe { (*items.add(j)).cast::<FloatLayout>() };
