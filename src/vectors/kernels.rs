@@ -311,7 +311,12 @@ mod avx2 {
                 for i in 0..R {
                     if AHEAD > 0 {
                         // A hint only: never faults, so the address may lie past the row.
-                        _mm_prefetch::<_MM_HINT_T0>(rows[i].as_ptr().wrapping_add(off + AHEAD / 4).cast::<i8>());
+                        _mm_prefetch::<_MM_HINT_T0>(
+                            rows[i]
+                                .as_ptr()
+                                .wrapping_add(off + AHEAD / size_of::<f32>())
+                                .cast::<i8>(),
+                        );
                     }
                     let x = _mm256_loadu_ps(rows[i].as_ptr().add(off));
                     for j in 0..Q {
@@ -456,7 +461,12 @@ mod avx512 {
                 for i in 0..R {
                     if AHEAD > 0 {
                         // A hint only: never faults, so the address may lie past the row.
-                        _mm_prefetch::<_MM_HINT_T0>(rows[i].as_ptr().wrapping_add(off + AHEAD / 4).cast::<i8>());
+                        _mm_prefetch::<_MM_HINT_T0>(
+                            rows[i]
+                                .as_ptr()
+                                .wrapping_add(off + AHEAD / size_of::<f32>())
+                                .cast::<i8>(),
+                        );
                     }
                     let x = _mm512_loadu_ps(rows[i].as_ptr().add(off));
                     for j in 0..Q {
