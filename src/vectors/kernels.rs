@@ -258,6 +258,19 @@ pub fn cosine(dot: f64, norm_a: f64, norm_b: f64) -> f64 {
     }
 }
 
+/// The tiles' software prefetch: `AHEAD` bytes past element `off` of `row`; nothing when `AHEAD` is 0.
+/// A hint only: it never faults, so the address may lie past the row.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn prefetch_ahead<const AHEAD: usize>(row: &[f32], off: usize) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    if AHEAD > 0 {
+        let p = row.as_ptr().wrapping_add(off + AHEAD / size_of::<f32>());
+        // SAFETY: SSE, which the intrinsic needs, is part of every x86_64 CPU; a prefetch reads nothing.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) };
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
@@ -309,15 +322,7 @@ mod avx2 {
                     qv[j] = _mm256_loadu_ps(qs[j].as_ptr().add(off));
                 }
                 for i in 0..R {
-                    if AHEAD > 0 {
-                        // A hint only: never faults, so the address may lie past the row.
-                        _mm_prefetch::<_MM_HINT_T0>(
-                            rows[i]
-                                .as_ptr()
-                                .wrapping_add(off + AHEAD / size_of::<f32>())
-                                .cast::<i8>(),
-                        );
-                    }
+                    super::prefetch_ahead::<AHEAD>(rows[i], off);
                     let x = _mm256_loadu_ps(rows[i].as_ptr().add(off));
                     for j in 0..Q {
                         acc[i][j] = _mm256_fmadd_ps(x, qv[j], acc[i][j]);
@@ -459,15 +464,7 @@ mod avx512 {
                     qv[j] = _mm512_loadu_ps(qs[j].as_ptr().add(off));
                 }
                 for i in 0..R {
-                    if AHEAD > 0 {
-                        // A hint only: never faults, so the address may lie past the row.
-                        _mm_prefetch::<_MM_HINT_T0>(
-                            rows[i]
-                                .as_ptr()
-                                .wrapping_add(off + AHEAD / size_of::<f32>())
-                                .cast::<i8>(),
-                        );
-                    }
+                    super::prefetch_ahead::<AHEAD>(rows[i], off);
                     let x = _mm512_loadu_ps(rows[i].as_ptr().add(off));
                     for j in 0..Q {
                         acc[i][j] = _mm512_fmadd_ps(x, qv[j], acc[i][j]);
